@@ -1,0 +1,100 @@
+// Facts about this Linux host that the plan depends on. Reading them is cheap (no processes are
+// started); `cordon doctor` runs the slower end-to-end probes.
+import { accessSync, constants, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { arch } from 'node:os';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface LinuxHostFacts {
+  uid: number;
+  gid: number;
+  arch: 'x86_64' | 'aarch64' | 'other';
+  /** Absolute path of bwrap, or null when it is not installed. */
+  bwrap: string | null;
+  /** Absolute path of the built launcher, or null when it could not be built. */
+  launcher: string | null;
+  /** The directory cordon is installed in (protected when it lies inside a writable root). */
+  installDir: string;
+  /** Listening pathname unix sockets of host services, canonical (from /proc/net/unix). */
+  hostSockets: string[];
+  /** Where /etc/resolv.conf really lives (it often points into /run). */
+  resolvConf: string | null;
+}
+
+/** The package root: dist/src/linux/host.js → three levels up. */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+export function findExecutable(name: string, path = process.env.PATH ?? '/usr/bin:/bin'): string | null {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
+
+export function launcherPath(): string | null {
+  const p = join(PACKAGE_ROOT, 'build', 'cordon-launcher');
+  try {
+    accessSync(p, constants.X_OK);
+    return p;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Pathname sockets that processes of this network namespace listen on. A socket file is
+ * reachable from any network namespace that can see its path, and a read-only bind does not stop
+ * connect(), so every one of them is masked in the sandbox unless the policy exposes it.
+ */
+export function listeningHostSockets(procNetUnix = '/proc/net/unix'): string[] {
+  let text: string;
+  try {
+    text = readFileSync(procNetUnix, 'utf8');
+  } catch {
+    return [];
+  }
+  const out = new Set<string>();
+  for (const line of text.split('\n').slice(1)) {
+    // Num RefCount Protocol Flags Type St Inode Path — Flags 00010000 = __SO_ACCEPTCON (listening).
+    const cols = line.trim().split(/\s+/);
+    const path = cols.slice(7).join(' ');
+    if (!path || path.startsWith('@') || !path.startsWith('/')) continue;
+    const listening = (parseInt(cols[3] ?? '0', 16) & 0x10000) !== 0;
+    const datagram = cols[4] === '0002';
+    if (!listening && !datagram) continue;
+    try {
+      if (!lstatSync(path).isSocket()) continue;
+      out.add(realpathSync.native(path));
+    } catch {
+      // gone, or in a directory we cannot see: then the sandbox cannot see it either
+    }
+  }
+  return [...out].sort();
+}
+
+export function hostFacts(): LinuxHostFacts {
+  const a = arch();
+  let resolvConf: string | null = null;
+  try {
+    resolvConf = realpathSync.native('/etc/resolv.conf');
+  } catch {
+    resolvConf = null;
+  }
+  return {
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    arch: a === 'x64' ? 'x86_64' : a === 'arm64' ? 'aarch64' : 'other',
+    bwrap: findExecutable('bwrap'),
+    launcher: launcherPath(),
+    installDir: PACKAGE_ROOT,
+    hostSockets: listeningHostSockets(),
+    resolvConf,
+  };
+}

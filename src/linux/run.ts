@@ -1,0 +1,216 @@
+// The thin layer that carries out a LinuxPlan: starts bubblewrap with the launcher inside, hands
+// it the plan, relays events, enforces the wall-clock timeout and makes sure nothing outlives the
+// command. Policy is not decided here.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import type { LinuxHostFacts } from './host.js';
+import { encodeKillAll, encodePlan, encodeResize, encodeSignal, type LauncherEvent } from './launcher-protocol.js';
+import { EMPTY_FD, type LinuxPlan } from './plan.js';
+
+export type StdioMode = 'inherit' | 'pipe' | 'ignore';
+
+export interface LinuxSpawnOptions {
+  plan: LinuxPlan;
+  host: LinuxHostFacts;
+  argv: string[];
+  stdio: [StdioMode, StdioMode, StdioMode];
+  /** Run the command on a pseudo-terminal relayed to our stdin/stdout (interactive use). */
+  pty?: boolean;
+  timeoutMs?: number | null;
+  /** Time between SIGTERM and SIGKILL when the timeout strikes or the sandbox is closed. */
+  killGraceMs?: number;
+  /** Called with each listening socket the launcher created inside the sandbox. */
+  onListener?: (id: number, handle: unknown) => void;
+}
+
+export interface RawViolation {
+  kind: 'syscall' | 'write';
+  nr: number;
+  path?: string;
+  arg0?: number;
+  arg1?: number;
+}
+
+export interface LayerState {
+  landlockAbi: number;
+  seccomp: boolean;
+  noNewPrivs: boolean;
+}
+
+export interface LinuxOutcome {
+  /** Exit status of the command, or null when it was killed by a signal. */
+  code: number | null;
+  signal: number | null;
+  timedOut: boolean;
+  /** errno of a failed exec (ENOENT: not found, EACCES/ENOEXEC: not executable), else 0. */
+  execErrno: number;
+  /** Set when the sandbox could not be set up: the command did not run. */
+  setupError: string | null;
+  layers: LayerState | null;
+  violations: RawViolation[];
+  usage: { userMs: number; sysMs: number; maxRssKb: number } | null;
+  durationMs: number;
+}
+
+/** A command running in a fresh Linux sandbox. */
+export class LinuxSandboxProcess extends EventEmitter {
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  readonly exited: Promise<LinuxOutcome>;
+  private child: ChildProcess;
+  private timers: NodeJS.Timeout[] = [];
+  private outcome: Partial<LinuxOutcome> & { violations: RawViolation[] } = { violations: [] };
+  private done = false;
+  private stderrTail = '';
+
+  constructor(private readonly opts: LinuxSpawnOptions) {
+    super();
+    const start = performance.now();
+    const { plan, host } = opts;
+    if (!host.bwrap) throw new Error('bubblewrap (bwrap) is not installed');
+    if (!host.launcher) throw new Error('the cordon launcher is not built');
+    for (const dir of plan.ensureDirs) {
+      try {
+        if (statSync(dirname(dir)).isDirectory()) mkdirSync(dir, { mode: 0o755 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot create ${dir} to protect it: ${(e as Error).message}`);
+      }
+    }
+    const nullFd = openSync('/dev/null', 'r'); // bwrap reads empty mask files from it
+    const stdio: (StdioMode | 'ipc' | number)[] = [...opts.stdio, 'ipc'];
+    while (stdio.length < EMPTY_FD) stdio.push('ignore');
+    stdio[EMPTY_FD] = nullFd;
+    // Capture bwrap's own complaints even when the command's stderr is inherited? No: in inherit
+    // mode they reach the user directly, which is what they need to see.
+    try {
+      this.child = spawn(host.bwrap, [...plan.bwrapArgs, '--', host.launcher], {
+        stdio: stdio as never,
+        env: {}, // the launcher gets nothing from the host; the command's environment is in the plan
+        detached: true, // terminal signals reach cordon, which forwards them deliberately
+      });
+    } finally {
+      closeSync(nullFd);
+    }
+    this.stdin = this.child.stdin;
+    this.stdout = this.child.stdout;
+    this.stderr = this.child.stderr;
+    this.stderr?.on('data', (d: Buffer) => {
+      this.stderrTail = (this.stderrTail + d.toString()).slice(-4096);
+    });
+    this.child.on('message', (msg: LauncherEvent, handle: unknown) => this.onEvent(msg, handle));
+    this.child.on('error', (e) => {
+      this.outcome.setupError ??= `cannot start bubblewrap: ${e.message}`;
+    });
+    this.child.send(
+      encodePlan({
+        mode: 'single',
+        argv: opts.argv,
+        env: plan.env,
+        cwd: plan.cwd,
+        pty: opts.pty ?? false,
+        rlimits: plan.rlimits,
+        landlock: plan.landlock,
+        seccomp: plan.seccomp,
+        listeners: plan.listeners,
+      }),
+      (err) => {
+        if (err) this.outcome.setupError ??= `cannot send the plan to the sandbox: ${err.message}`;
+      },
+    );
+    if (opts.timeoutMs) this.timers.push(setTimeout(() => this.terminate(true), opts.timeoutMs));
+    this.exited = new Promise((resolveExit) => {
+      this.child.on('close', (code, signal) => {
+        this.done = true;
+        for (const t of this.timers) clearTimeout(t);
+        const o = this.outcome;
+        if (o.code === undefined && o.signal === undefined && !o.setupError) {
+          // The launcher never reported an exit: bwrap or the launcher failed to set up.
+          const bwrapSaid = this.stderrTail.split('\n').filter((l) => l.startsWith('bwrap:')).pop();
+          o.setupError = bwrapSaid ? bwrapSaid.trim() : `the sandbox ended before the command ran (bwrap ${signal ? `signal ${signal}` : `exit ${code}`})`;
+        }
+        resolveExit({
+          code: o.code ?? null,
+          signal: o.signal ?? null,
+          timedOut: o.timedOut ?? false,
+          execErrno: o.execErrno ?? 0,
+          setupError: o.setupError ?? null,
+          layers: o.layers ?? null,
+          violations: o.violations,
+          usage: o.usage ?? null,
+          durationMs: performance.now() - start,
+        });
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  private onEvent(msg: LauncherEvent, handle: unknown): void {
+    switch (msg.e) {
+      case 'ready':
+        this.outcome.layers = { landlockAbi: msg.landlock, seccomp: msg.seccomp, noNewPrivs: msg.noNewPrivs };
+        this.emit('ready', this.outcome.layers);
+        break;
+      case 'exit':
+        this.outcome.code = msg.code;
+        this.outcome.signal = msg.signal;
+        this.outcome.execErrno = msg.execErrno;
+        this.outcome.usage = { userMs: msg.userUs / 1000, sysMs: msg.sysUs / 1000, maxRssKb: msg.maxRssKb };
+        break;
+      case 'violation':
+        this.outcome.violations.push(msg.kind === 'write' ? { kind: 'write', nr: msg.nr, path: msg.path } : { kind: 'syscall', nr: msg.nr, arg0: msg.arg0, arg1: msg.arg1 });
+        this.emit('violation', this.outcome.violations.at(-1));
+        break;
+      case 'listener':
+        this.opts.onListener?.(msg.id, handle);
+        break;
+      case 'error':
+        this.outcome.setupError = `sandbox setup failed: ${msg.msg}${msg.errno ? ` (${errnoName(msg.errno)})` : ''}`;
+        break;
+    }
+  }
+
+  private send(frame: { c: string }): void {
+    if (!this.done && this.child.connected) this.child.send(frame, () => undefined);
+  }
+
+  /** Delivers a signal to the command's process group. */
+  signal(signo: number): void {
+    this.send(encodeSignal(0, signo));
+  }
+
+  resize(rows: number, cols: number): void {
+    this.send(encodeResize(0, rows, cols));
+  }
+
+  /** SIGTERM to every process in the sandbox, SIGKILL after the grace period, then tear down. */
+  terminate(timedOut = false): void {
+    if (this.done) return;
+    if (timedOut) this.outcome.timedOut = true;
+    const grace = this.opts.killGraceMs ?? 2000;
+    this.send(encodeKillAll(15));
+    this.timers.push(
+      setTimeout(() => this.send(encodeKillAll(9)), grace),
+      // Last resort: the launcher does not answer; killing bwrap takes the namespace down.
+      setTimeout(() => this.child.kill('SIGKILL'), grace + 1000),
+    );
+  }
+
+  /** Immediate teardown of the whole sandbox. */
+  kill(): void {
+    if (this.done) return;
+    this.send(encodeKillAll(9));
+    this.timers.push(setTimeout(() => this.child.kill('SIGKILL'), 500));
+  }
+}
+
+const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 12: 'ENOMEM', 13: 'EACCES', 22: 'EINVAL', 38: 'ENOSYS', 95: 'EOPNOTSUPP' };
+export function errnoName(n: number): string {
+  return ERRNO_NAMES[n] ?? `errno ${n}`;
+}

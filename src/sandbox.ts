@@ -1,0 +1,259 @@
+// The public API: create a sandbox from a policy, run or spawn commands in it, close it.
+import { existsSync } from 'node:fs';
+import { homedir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { HeadTailCapture } from './output.js';
+import { LayerUnavailableError, PolicyError } from './policy/errors.js';
+import { explainSyscall, explainWrite, type Violation } from './policy/explain.js';
+import { loadPolicy, type LoadedPolicy } from './policy/load.js';
+import { resolvePolicy } from './policy/resolve.js';
+import type { PolicyInput, ResolvedPolicy } from './policy/types.js';
+import { hostFacts, type LinuxHostFacts } from './linux/host.js';
+import { compileLinuxPlan, type LayerReport, type LinuxPlan, type LinuxPlanOptions } from './linux/plan.js';
+import { errnoName, LinuxSandboxProcess, type LinuxOutcome, type StdioMode } from './linux/run.js';
+
+export type { Violation } from './policy/explain.js';
+export type { LayerReport } from './linux/plan.js';
+
+export interface SandboxOptions {
+  /** A policy object; merged over the user's config file (unless `userConfig: null`). */
+  policy?: PolicyInput;
+  /** A policy file (JSON), like `cordon run --policy FILE`. */
+  policyFile?: string;
+  /** The user config file to read; `null` ignores it. Default: `$XDG_CONFIG_HOME/cordon/config.json`. */
+  userConfig?: string | null;
+  /** Policy layered above everything else (the CLI's flags). */
+  overrides?: PolicyInput;
+  /** The directory commands start in and the default workspace. Default: `process.cwd()`. */
+  cwd?: string;
+  /** The host environment commands inherit from (before scrubbing). Default: `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** Internal: hooks for tests of the layers themselves. Never set in normal use. */
+  unsafeTestHooks?: Pick<LinuxPlanOptions, 'landlock' | 'unsafeExtraWritableBinds'>;
+}
+
+export interface SpawnOptions {
+  /** Default: ['pipe', 'pipe', 'pipe']. */
+  stdio?: [StdioMode, StdioMode, StdioMode];
+  /** Run on a pseudo-terminal relayed to this process's terminal (interactive shells). */
+  pty?: boolean;
+  /** Wall-clock limit for this command; default: the policy's `limits.timeout`. */
+  timeoutMs?: number | null;
+  /** Extra variables for this command. */
+  env?: Record<string, string>;
+}
+
+export interface RunOptions extends Omit<SpawnOptions, 'stdio' | 'pty'> {
+  /** Written to the command's stdin (then closed). Default: stdin is empty. */
+  input?: string | Buffer;
+  /** Bytes of stdout and of stderr kept (head and tail); default 1 MiB each. */
+  maxOutputBytes?: number;
+}
+
+export interface CommandResult {
+  /** The command's exit status; 128+N if killed by signal N; 124 on timeout; 126/127 if it could not be executed / found. */
+  exitCode: number;
+  /** Name of the signal that ended the command, if one did. */
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  /** What the sandbox denied while the command ran, with the rule that denied it. */
+  violations: Violation[];
+  /** Things worth telling the user (e.g. the command created a file your editor runs). */
+  notices: string[];
+  /** Resources the command used. */
+  usage: { userMs: number; sysMs: number; maxRssKb: number } | null;
+  durationMs: number;
+}
+
+export interface RunResult extends CommandResult {
+  stdout: string;
+  stderr: string;
+  /** Bytes cut from the middle of each stream because of `maxOutputBytes`. */
+  cut: { stdout: number; stderr: number };
+}
+
+const SIGNAL_NAMES = ['', 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM'];
+
+/** A command started with `sandbox.spawn()`. */
+export interface SandboxedCommand {
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  /** Resolves when the command and everything it started have ended. */
+  readonly result: Promise<CommandResult>;
+  /** Send a signal to the command's process group (e.g. 2 for SIGINT). */
+  signal(signo: number): void;
+  resize(rows: number, cols: number): void;
+  /** SIGTERM to everything in the sandbox, SIGKILL after a grace period. */
+  terminate(): void;
+}
+
+/** Turns a setup failure into a message with the fix. */
+export function explainSetupError(message: string): string {
+  if (/setting up uid map|creating new namespace|No permissions to creat|Operation not permitted.*namespace|RTM_NEWADDR/i.test(message))
+    return `${message} — unprivileged user namespaces are not available here. On Ubuntu 23.10+ load an AppArmor profile for bwrap (see \`cordon doctor\`), or run with --allow-reduced to accept the weaker Landlock + seccomp tier`;
+  if (/Landlock is required/.test(message)) return `${message} — this kernel has no Landlock (needs Linux 5.13+ with landlock in the lsm= list); pass --allow-reduced to run without it`;
+  return message;
+}
+
+export class Sandbox {
+  private running = new Set<LinuxSandboxProcess>();
+  private closed = false;
+
+  private constructor(
+    private readonly loaded: LoadedPolicy,
+    private readonly opts: SandboxOptions,
+    private current: { policy: ResolvedPolicy; plan: LinuxPlan },
+    private readonly host: LinuxHostFacts,
+  ) {}
+
+  static async create(opts: SandboxOptions = {}): Promise<Sandbox> {
+    if (process.platform !== 'linux')
+      throw new LayerUnavailableError(`cordon enforces policies on Linux only for now (this is ${process.platform}); the Windows and macOS backends are verified against models, not yet on the real OS`);
+    const env = opts.env ?? process.env;
+    const home = env.HOME || homedir();
+    const loaded = loadPolicy({ library: opts.policy, flags: opts.overrides, policyFile: opts.policyFile, userConfig: opts.userConfig, env, home });
+    const host = hostFacts();
+    if (!host.bwrap) throw new LayerUnavailableError('bubblewrap is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap) and run `cordon doctor`');
+    if (!host.launcher) throw new LayerUnavailableError("cordon's launcher is not built (no C compiler during npm install?); run `npm rebuild cordon` and `cordon doctor`");
+    const sandbox = new Sandbox(loaded, opts, Sandbox.compile(loaded, opts, host), host);
+    return sandbox;
+  }
+
+  private static compile(loaded: LoadedPolicy, opts: SandboxOptions, host: LinuxHostFacts): { policy: ResolvedPolicy; plan: LinuxPlan } {
+    const env = opts.env ?? process.env;
+    const home = env.HOME || homedir();
+    const { policy } = resolvePolicy(loaded.input, {
+      cwd: opts.cwd ?? process.cwd(),
+      home,
+      env,
+      totalMemoryBytes: totalmem(),
+      policyFile: loaded.policyFile,
+      userConfigFile: loaded.userConfigFile,
+      sources: loaded.sources,
+      cacheDir: join(env.XDG_CACHE_HOME || join(home, '.cache'), 'cordon'),
+    });
+    const plan = compileLinuxPlan(policy, host, { ...opts.unsafeTestHooks });
+    return { policy, plan };
+  }
+
+  /** The effective policy (paths canonical, defaults applied). */
+  get policy(): ResolvedPolicy {
+    return this.current.policy;
+  }
+
+  /** Which layers this sandbox applies, and how. */
+  explain(): LayerReport[] {
+    return this.current.plan.layers;
+  }
+
+  /** The bubblewrap arguments of the current plan (for `--explain` and debugging). */
+  get bwrapArgs(): string[] {
+    return this.current.plan.bwrapArgs;
+  }
+
+  /** Starts a command; stream its stdio. */
+  spawn(argv: string[], opts: SpawnOptions = {}): SandboxedCommand {
+    if (this.closed) throw new Error('this sandbox is closed');
+    if (!argv.length || !argv[0]) throw new PolicyError('no command given; pass the command and its arguments');
+    // Re-resolve per command: new nested repositories, host sockets and git dirs are picked up.
+    this.current = Sandbox.compile(this.loaded, this.opts, { ...this.host, hostSockets: hostFacts().hostSockets });
+    const { policy, plan } = this.current;
+    const before = new Set(plan.watchCreated.filter((p) => existsSync(p)));
+    const proc = new LinuxSandboxProcess({
+      plan: opts.env ? { ...plan, env: { ...plan.env, ...opts.env } } : plan,
+      host: this.host,
+      argv,
+      stdio: opts.stdio ?? ['pipe', 'pipe', 'pipe'],
+      pty: opts.pty,
+      timeoutMs: opts.timeoutMs === undefined ? policy.limits.timeoutMs : opts.timeoutMs,
+    });
+    this.running.add(proc);
+    const home = this.opts.env?.HOME ?? process.env.HOME ?? homedir();
+    const result = proc.exited.then((o) => {
+      this.running.delete(proc);
+      if (o.setupError) throw new LayerUnavailableError(`cordon: ${explainSetupError(o.setupError)}`);
+      const notices = plan.watchCreated
+        .filter((p) => !before.has(p) && existsSync(p))
+        .map((p) => `the command created ${p}, which your tools may run later; review it`);
+      return toResult(o, policy, plan, home, notices);
+    });
+    return {
+      stdin: proc.stdin,
+      stdout: proc.stdout,
+      stderr: proc.stderr,
+      result,
+      signal: (s) => proc.signal(s),
+      resize: (r, c) => proc.resize(r, c),
+      terminate: () => proc.terminate(),
+    };
+  }
+
+  /** Runs a command to completion and captures its output. */
+  async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+    const cmd = this.spawn(argv, { timeoutMs: opts.timeoutMs, env: opts.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const limit = opts.maxOutputBytes ?? 1024 * 1024;
+    const out = new HeadTailCapture(limit);
+    const err = new HeadTailCapture(limit);
+    cmd.stdout!.on('data', (d: Buffer) => out.push(d));
+    cmd.stderr!.on('data', (d: Buffer) => err.push(d));
+    if (opts.input !== undefined) {
+      cmd.stdin!.on('error', () => undefined); // the command may exit without reading
+      cmd.stdin!.end(opts.input);
+    }
+    const [r] = await Promise.all([cmd.result, ended(cmd.stdout!), ended(cmd.stderr!)]);
+    return { ...r, stdout: out.text(), stderr: err.text(), cut: { stdout: out.cut, stderr: err.cut } };
+  }
+
+  /** Ends every command still running in this sandbox. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const waits = [...this.running].map((p) => {
+      p.kill();
+      return p.exited;
+    });
+    await Promise.all(waits);
+  }
+}
+
+function ended(s: Readable): Promise<void> {
+  return new Promise((r) => {
+    if (s.readableEnded || s.destroyed) return r();
+    s.once('close', () => r());
+  });
+}
+
+function toResult(o: LinuxOutcome, policy: ResolvedPolicy, plan: LinuxPlan, home: string, notices: string[]): CommandResult {
+  let exitCode: number;
+  if (o.timedOut) exitCode = 124;
+  else if (o.execErrno) exitCode = o.execErrno === 2 ? 127 : 126;
+  else if (o.signal !== null) exitCode = 128 + o.signal;
+  else exitCode = o.code ?? 1;
+  if (o.execErrno >= 1000) notices.push(`the command could not be started: ${['chdir', 'seccomp filter', 'resource limit'][Math.floor(o.execErrno / 1000) - 1]} failed (${errnoName(o.execErrno % 1000)})`);
+  const names = plan.seccomp?.names ?? new Map<number, string>();
+  const violations: Violation[] = [];
+  const seen = new Set<string>();
+  for (const v of o.violations) {
+    const name = names.get(v.nr) ?? `syscall ${v.nr}`;
+    const viol = v.kind === 'write' ? explainWrite(policy, v.path!, name, home) : explainSyscall(name);
+    if (!seen.has(viol.message)) {
+      seen.add(viol.message);
+      violations.push(viol);
+    }
+  }
+  return {
+    exitCode,
+    signal: o.signal !== null ? ((SIGNAL_NAMES[o.signal] ?? `SIG${o.signal}`) as NodeJS.Signals) : null,
+    timedOut: o.timedOut,
+    violations,
+    notices,
+    usage: o.usage,
+    durationMs: o.durationMs,
+  };
+}
+
+/** Creates a sandbox from a policy. */
+export function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+  return Sandbox.create(opts);
+}
