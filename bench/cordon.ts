@@ -28,11 +28,12 @@ interface CordonSession {
   close(): Promise<void>;
 }
 interface CordonSandbox {
-  run(argv: string[], options?: { cwd?: string }): Promise<CordonResult>;
+  run(argv: string[], options?: object): Promise<CordonResult>;
   openSession?(options?: object): Promise<CordonSession>;
   close(): Promise<void>;
 }
-type CreateSandbox = (options: { policy: PolicyInput }) => Promise<CordonSandbox>;
+/** `cwd` is where commands start (cordon's default is the host's current directory). */
+type CreateSandbox = (options: { policy: PolicyInput; cwd: string }) => Promise<CordonSandbox>;
 
 let loaded: Promise<CreateSandbox | string> | undefined;
 
@@ -107,9 +108,9 @@ export const cordonCliColumn: Column = {
 export async function openCordonLibrary(workspace: string): Promise<ColumnRunner> {
   const createSandbox = await loadCreateSandbox();
   if (typeof createSandbox === 'string') throw new Error(createSandbox);
-  const sandbox = await createSandbox({ policy: workspacePolicy(workspace) });
+  const sandbox = await createSandbox({ policy: workspacePolicy(workspace), cwd: workspace });
   return {
-    run: async (argv) => toResult(await sandbox.run([...argv], { cwd: workspace })),
+    run: async (argv) => toResult(await sandbox.run([...argv])),
     close: () => sandbox.close(),
   };
 }
@@ -117,7 +118,7 @@ export async function openCordonLibrary(workspace: string): Promise<ColumnRunner
 export async function openCordonSession(workspace: string): Promise<ColumnRunner> {
   const createSandbox = await loadCreateSandbox();
   if (typeof createSandbox === 'string') throw new Error(createSandbox);
-  const sandbox = await createSandbox({ policy: workspacePolicy(workspace) });
+  const sandbox = await createSandbox({ policy: workspacePolicy(workspace), cwd: workspace });
   try {
     if (typeof sandbox.openSession !== 'function') throw new Error('cordon sandbox has no openSession() yet');
     const session = await sandbox.openSession();

@@ -178,6 +178,7 @@ async function benchWorkload(
         if (outcome.error !== null) entry.failure = outcome.error;
         else if (!warm) entry.samples.push(outcome.ms);
       }
+      for (const entry of active) workload.cleanup?.(entry.workspace, token);
     }
   } finally {
     for (const entry of active) {

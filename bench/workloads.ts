@@ -22,8 +22,13 @@ export interface Workload {
   requires: string[];
   /** The commands of one timed unit; `token` is unique per run so runs never collide. */
   steps(token: string, workspace: string): Step[];
-  /** Untimed check and cleanup after a unit: what is wrong, or null. */
+  /** Untimed check after a unit: what is wrong, or null. */
   after?(workspace: string, token: string): string | null;
+  /**
+   * Untimed cleanup, once every column has run the round: deleting right after a unit would leave
+   * the file system busy (journal, discard) while the next column is being timed.
+   */
+  cleanup?(workspace: string, token: string): void;
 }
 
 function stdoutIs(expected: string): (result: CommandResult) => string | null {
@@ -151,15 +156,16 @@ export const WORKLOADS: Workload[] = [
       },
     ],
     after(workspace, token) {
-      const directory = join(workspace, `out-${token}`);
-      let count = -1;
+      let count = 0;
       try {
-        count = readdirSync(directory).length;
+        count = readdirSync(join(workspace, `out-${token}`)).length;
       } catch {
-        // counted as missing below
+        // missing directory: counted as no files
       }
-      rmSync(directory, { recursive: true, force: true });
-      return count === FILE_COUNT ? null : `expected ${FILE_COUNT} files on the host, found ${Math.max(count, 0)}`;
+      return count === FILE_COUNT ? null : `expected ${FILE_COUNT} files on the host, found ${count}`;
+    },
+    cleanup(workspace, token) {
+      rmSync(join(workspace, `out-${token}`), { recursive: true, force: true });
     },
   },
   {
