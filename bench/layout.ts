@@ -1,6 +1,7 @@
 // Where things are: the repository, the peers' install prefix, the compiled bench files.
 // Computed from this file's compiled location (dist/bench/layout.js).
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MemoryProbe } from './columns.js';
@@ -21,6 +22,24 @@ export function memoryDriverProbe(columnId: string, workspace: string): MemoryPr
     cwd: workspace,
     baselineId: 'node-host',
   };
+}
+
+/**
+ * A private, writable directory for bench state: `.bench/<name>` normally, or under
+ * `~/.cache/cordon-bench/` when `.bench/` belongs to another user (a root run made it).
+ */
+export function writableStateDir(name: string): string {
+  for (const base of [BENCH_STATE_DIR, join(homedir(), '.cache', 'cordon-bench')]) {
+    const directory = join(base, name);
+    try {
+      mkdirSync(directory, { recursive: true });
+      accessSync(directory, constants.W_OK);
+      return directory;
+    } catch {
+      // not writable by this user; try the next place
+    }
+  }
+  throw new Error(`no writable place for bench state "${name}": make ${BENCH_STATE_DIR} writable or set HOME`);
 }
 
 /** Absolute path of an executable found on PATH, or null. */

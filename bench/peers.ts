@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Column, ColumnRunner } from './columns.js';
-import { BENCH_STATE_DIR, PEERS_DIR, findOnPath, memoryDriverProbe } from './layout.js';
+import { PEERS_DIR, findOnPath, memoryDriverProbe, writableStateDir } from './layout.js';
 import { firstErrorLine, runProcess, shellJoin, type CommandResult } from './process.js';
 
 const SRT_PACKAGE = '@anthropic-ai/sandbox-runtime';
@@ -15,11 +15,19 @@ const SRT_CLI = join(SRT_DIR, 'dist', 'cli.js');
 const SRT_LIBRARY = join(SRT_DIR, 'dist', 'index.js');
 const CODEX_DIR = join(PEERS_DIR, 'node_modules', CODEX_PACKAGE);
 const CODEX_CLI = join(CODEX_DIR, 'bin', 'codex.js');
-/** Codex refuses to put its helper links under /tmp, so its home lives in the repo's .bench/. */
-const CODEX_HOME = join(BENCH_STATE_DIR, 'codex-home');
 const CODEX_PROFILE = 'cordonbench';
+
+let codexHomeDirectory: string | undefined;
+/** Codex refuses to put its helper links under /tmp, so its home lives in the repo's .bench/. */
+function codexHome(): string {
+  codexHomeDirectory ??= writableStateDir('codex-home');
+  return codexHomeDirectory;
+}
+
 /** The helper is the codex binary itself, selected by argv[0] through a link with this name. */
-const CODEX_HELPER_LINK = join(CODEX_HOME, 'bin', 'codex-linux-sandbox');
+function codexHelperLink(): string {
+  return join(codexHome(), 'bin', 'codex-linux-sandbox');
+}
 
 function packageVersion(directory: string): string | null {
   try {
@@ -236,20 +244,21 @@ const CODEX_CONFIG = `# Written by cordon's bench (bench/peers.ts).
 `;
 
 function prepareCodexHome(): void {
-  mkdirSync(dirname(CODEX_HELPER_LINK), { recursive: true });
-  writeFileSync(join(CODEX_HOME, 'config.toml'), CODEX_CONFIG);
+  const link = codexHelperLink();
+  mkdirSync(dirname(link), { recursive: true });
+  writeFileSync(join(codexHome(), 'config.toml'), CODEX_CONFIG);
   const binary = codexNativeBinary();
   if (binary === null) return;
   try {
-    unlinkSync(CODEX_HELPER_LINK);
+    unlinkSync(link);
   } catch {
     // no previous link
   }
-  symlinkSync(binary, CODEX_HELPER_LINK);
+  symlinkSync(binary, link);
 }
 
 function codexEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, CODEX_HOME };
+  return { ...process.env, CODEX_HOME: codexHome() };
 }
 
 function codexUnavailableReason(): string | null {
@@ -331,12 +340,13 @@ export const codexHelperColumn: Column = {
   },
   async open(workspace) {
     const env = codexEnv();
+    const link = codexHelperLink();
     return {
-      run: (argv) => runProcess(CODEX_HELPER_LINK, codexHelperArgs(workspace, argv), { cwd: workspace, env, outputToFiles: true }),
+      run: (argv) => runProcess(link, codexHelperArgs(workspace, argv), { cwd: workspace, env, outputToFiles: true }),
       async close() {},
     };
   },
   async memoryProbe(workspace) {
-    return { file: CODEX_HELPER_LINK, args: codexHelperArgs(workspace, ['true']), cwd: workspace, env: codexEnv() };
+    return { file: codexHelperLink(), args: codexHelperArgs(workspace, ['true']), cwd: workspace, env: codexEnv() };
   },
 };

@@ -2,12 +2,12 @@
 // srt and Codex on the workloads of issue 5, medians and ratios, peak memory, and the goals.
 // Columns are interleaved round-robin (rotating the start) so drift hits every column alike.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir, totalmem, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Column, ColumnRunner } from './columns.js';
-import { BENCH_STATE_DIR, REPO_ROOT, findOnPath } from './layout.js';
+import { REPO_ROOT, findOnPath, writableStateDir } from './layout.js';
 import { GNU_TIME, measureMemory, type MemoryFigure } from './memory.js';
 import { ensurePeersInstalled, peerVersions } from './peers.js';
 import { firstErrorLine, type CommandResult } from './process.js';
@@ -323,14 +323,14 @@ async function main(): Promise<void> {
   const report = out.join('\n');
   process.stdout.write(report);
 
-  const resultsDir = join(BENCH_STATE_DIR, 'results');
-  mkdirSync(resultsDir, { recursive: true });
+  const resultsDir = writableStateDir('results');
   const stamp = new Date().toISOString().replaceAll(':', '-');
   writeFileSync(join(resultsDir, `bench-${stamp}.md`), report);
   writeFileSync(
     join(resultsDir, `bench-${stamp}.json`),
     JSON.stringify({ rows: rowList.map((row) => ({ ...row, cells: Object.fromEntries(row.cells) })), memory, unavailable: Object.fromEntries(unavailable) }, null, 1),
   );
+  process.stderr.write(`bench: saved ${join(resultsDir, `bench-${stamp}.md`)} (and .json with every sample)\n`);
 }
 
 try {
