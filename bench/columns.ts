@@ -34,6 +34,8 @@ export interface MemoryProbe {
   argv0?: string;
   /** Subtract this probe's figure to show the wrapper's own share (library columns: a bare Node host). */
   baselineId?: string;
+  /** Untimed cleanup after each sample (what the wrapper leaves behind). */
+  cleanup?: () => void;
 }
 
 export const BWRAP = '/usr/bin/bwrap';

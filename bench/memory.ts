@@ -49,6 +49,7 @@ export async function measureMemory(
       let failure: string | null = null;
       for (let index = 0; index < SAMPLES && failure === null; index++) {
         const outcome = await measureOnce(probe, scratch);
+        probe.cleanup?.();
         if (typeof outcome === 'string') failure = outcome;
         else samples.push(outcome);
       }

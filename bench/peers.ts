@@ -1,7 +1,7 @@
 // The peers' columns: srt (CLI and library) and Codex (`codex sandbox` and its per-command helper),
 // each given a workspace-write policy equivalent to cordon's default: host read-only, workspace
 // writable, `.git/hooks` and `.git/config` read-only, network off.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Column, ColumnRunner } from './columns.js';
@@ -92,6 +92,33 @@ function removeSrtLeftovers(pid: number | undefined): void {
   }
 }
 
+/**
+ * Under `/usr/bin/time` the srt process id is unknown: remove mux sockets made since `since` whose
+ * process is gone (a live process's socket may belong to someone else's srt).
+ */
+function removeOrphanedSrtSockets(since: number): void {
+  try {
+    for (const name of readdirSync(tmpdir())) {
+      const match = /^srt-mux-(\d+)-\d+\.sock$/.exec(name);
+      if (!match) continue;
+      const path = join(tmpdir(), name);
+      if (statSync(path).mtimeMs < since || processAlive(Number(match[1]))) continue;
+      rmSync(path, { force: true });
+    }
+  } catch {
+    // best effort, as above
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 async function checkRunsTrue(open: (workspace: string) => Promise<ColumnRunner>, workspace: string): Promise<string | null> {
   const runner = await open(workspace);
   try {
@@ -129,7 +156,13 @@ export const srtCliColumn: Column = {
   async memoryProbe(workspace) {
     const settings = srtSettingsPath(workspace);
     writeFileSync(settings, JSON.stringify(srtSettings(workspace)));
-    return { file: process.execPath, args: [SRT_CLI, '-s', settings, '-c', 'true'], cwd: workspace };
+    const since = Date.now() - 1000;
+    return {
+      file: process.execPath,
+      args: [SRT_CLI, '-s', settings, '-c', 'true'],
+      cwd: workspace,
+      cleanup: () => removeOrphanedSrtSockets(since),
+    };
   },
 };
 
