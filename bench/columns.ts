@@ -1,8 +1,9 @@
 // What a column of the table is, and the two reference columns every sandbox is compared with:
 // a bare spawn and a raw bubblewrap spawn of a minimal equivalent policy.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { runProcess, type CommandResult } from './process.js';
+import { join } from 'node:path';
+import { firstErrorLine, runProcess, type CommandResult } from './process.js';
 
 /** A command runner bound to one workspace (one workload's copy for this column). */
 export interface ColumnRunner {
@@ -39,6 +40,27 @@ export interface MemoryProbe {
 }
 
 export const BWRAP = '/usr/bin/bwrap';
+
+/**
+ * The availability check of a column: open it on a throwaway workspace and run `true`.
+ * Returns why that failed (one line), or null when the column works.
+ */
+export async function runsTrueInScratch(open: (workspace: string) => Promise<ColumnRunner>): Promise<string | null> {
+  const scratch = mkdtempSync(join(tmpdir(), 'cordon-bench-probe-'));
+  try {
+    const runner = await open(scratch);
+    try {
+      const result = await runner.run(['true']);
+      return result.exitCode === 0 ? null : `\`true\` failed (${firstErrorLine(result)})`;
+    } finally {
+      await runner.close();
+    }
+  } catch (error) {
+    return (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 200);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
 
 export const bareColumn: Column = {
   id: 'bare',
@@ -82,8 +104,7 @@ export const rawBwrapColumn: Column = {
   title: 'raw bwrap',
   async unavailable() {
     if (!existsSync(BWRAP)) return `${BWRAP} not found (apt-get install bubblewrap)`;
-    const probe = await runProcess(BWRAP, rawBwrapArgs(tmpdir(), ['true']), { cwd: '/' });
-    return probe.exitCode === 0 ? null : `bwrap cannot create namespaces here: ${probe.stderr.trim()}`;
+    return runsTrueInScratch(rawBwrapColumn.open);
   },
   async open(workspace) {
     return {

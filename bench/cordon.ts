@@ -1,13 +1,11 @@
 // cordon's three columns: the CLI as a whole process, the library per command, and a session per
 // command. The library is loaded dynamically so the bench still runs (and says why a column is
 // missing) while the API is being written or when it throws.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { PolicyInput } from '../src/policy/types.js';
-import type { Column, ColumnRunner, MemoryProbe } from './columns.js';
-import { firstErrorLine, runProcess, type CommandResult } from './process.js';
+import { runsTrueInScratch, type Column, type ColumnRunner, type MemoryProbe } from './columns.js';
+import { runProcess, type CommandResult } from './process.js';
 import { memoryDriverProbe } from './layout.js';
 
 // Compiled layout: dist/bench/cordon.js next to dist/src/. The environment may point the bench at
@@ -72,27 +70,12 @@ function workspacePolicy(workspace: string): PolicyInput {
   return { mode: 'workspace-write', workspace };
 }
 
-/** Run one check in a throwaway workspace; the reason it failed, or null. */
-async function tryInScratch(check: (workspace: string) => Promise<string | null>): Promise<string | null> {
-  const scratch = mkdtempSync(join(tmpdir(), 'cordon-bench-probe-'));
-  try {
-    return await check(scratch);
-  } catch (error) {
-    return errorText(error);
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
-}
-
 export const cordonCliColumn: Column = {
   id: 'cordon-cli',
   title: 'cordon run (CLI)',
   async unavailable() {
     if (!existsSync(CLI_ENTRY)) return `cordon CLI not built yet (${CLI_ENTRY} missing)`;
-    return tryInScratch(async (workspace) => {
-      const result = await runProcess(process.execPath, [CLI_ENTRY, 'run', '--', 'true'], { cwd: workspace });
-      return result.exitCode === 0 ? null : `\`cordon run -- true\` failed (${firstErrorLine(result)})`;
-    });
+    return runsTrueInScratch(cordonCliColumn.open);
   },
   async open(workspace) {
     return {
@@ -144,20 +127,11 @@ export async function openCordonSession(workspace: string): Promise<ColumnRunner
   }
 }
 
-/** A column is usable when `true` runs through it and exits 0. */
+/** A library column is usable when the library loads and `true` runs through it. */
 function libraryAvailability(open: (workspace: string) => Promise<ColumnRunner>): () => Promise<string | null> {
   return async () => {
     const createSandbox = await loadCreateSandbox();
-    if (typeof createSandbox === 'string') return createSandbox;
-    return tryInScratch(async (workspace) => {
-      const runner = await open(workspace);
-      try {
-        const result = await runner.run(['true']);
-        return result.exitCode === 0 ? null : `\`true\` failed (${firstErrorLine(result)})`;
-      } finally {
-        await runner.close();
-      }
-    });
+    return typeof createSandbox === 'string' ? createSandbox : runsTrueInScratch(open);
   };
 }
 

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Column, ColumnRunner } from './columns.js';
+import { runsTrueInScratch, type Column, type ColumnRunner } from './columns.js';
 import { PEERS_DIR, findOnPath, memoryDriverProbe, writableStateDir } from './layout.js';
 import { firstErrorLine, runProcess, shellJoin, type CommandResult } from './process.js';
 
@@ -119,16 +119,6 @@ function processAlive(pid: number): boolean {
   }
 }
 
-async function checkRunsTrue(open: (workspace: string) => Promise<ColumnRunner>, workspace: string): Promise<string | null> {
-  const runner = await open(workspace);
-  try {
-    const result = await runner.run(['true']);
-    return result.exitCode === 0 ? null : `\`true\` failed (${firstErrorLine(result)})`;
-  } finally {
-    await runner.close();
-  }
-}
-
 function srtSettingsPath(workspace: string): string {
   return `${workspace}.srt-settings.json`;
 }
@@ -137,7 +127,7 @@ export const srtCliColumn: Column = {
   id: 'srt-cli',
   title: 'srt (CLI)',
   async unavailable() {
-    return srtUnavailableReason();
+    return srtUnavailableReason() ?? runsTrueInScratch(srtCliColumn.open);
   },
   async open(workspace) {
     const settings = srtSettingsPath(workspace);
@@ -222,17 +212,7 @@ export const srtLibraryColumn: Column = {
   id: 'srt-lib',
   title: 'srt library',
   async unavailable() {
-    const reason = srtUnavailableReason();
-    if (reason) return reason;
-    const scratch = join(tmpdir(), `cordon-bench-srt-probe-${process.pid}`);
-    mkdirSync(scratch, { recursive: true });
-    try {
-      return await checkRunsTrue(openSrtLibrary, scratch);
-    } catch (error) {
-      return `srt library: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
-    }
+    return srtUnavailableReason() ?? runsTrueInScratch(openSrtLibrary);
   },
   open: openSrtLibrary,
   memoryProbe: async (workspace) => memoryDriverProbe('srt-lib', workspace),
@@ -301,16 +281,6 @@ function codexUnavailableReason(): string | null {
   return null;
 }
 
-async function scratchCheck(open: (workspace: string) => Promise<ColumnRunner>): Promise<string | null> {
-  const scratch = join(tmpdir(), `cordon-bench-codex-probe-${process.pid}`);
-  mkdirSync(scratch, { recursive: true });
-  try {
-    return await checkRunsTrue(open, scratch);
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
-}
-
 function codexCliArgs(workspace: string, argv: readonly string[]): string[] {
   return [CODEX_CLI, 'sandbox', '-P', CODEX_PROFILE, '-C', workspace, '--', ...argv];
 }
@@ -322,7 +292,7 @@ export const codexCliColumn: Column = {
     const reason = codexUnavailableReason();
     if (reason) return reason;
     prepareCodexHome();
-    return scratchCheck(codexCliColumn.open);
+    return runsTrueInScratch(codexCliColumn.open);
   },
   async open(workspace) {
     const env = codexEnv();
@@ -369,7 +339,7 @@ export const codexHelperColumn: Column = {
     const reason = codexUnavailableReason();
     if (reason) return reason;
     prepareCodexHome();
-    return scratchCheck(codexHelperColumn.open);
+    return runsTrueInScratch(codexHelperColumn.open);
   },
   async open(workspace) {
     const env = codexEnv();
