@@ -94,6 +94,7 @@ const AF_UNIX = 1;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const AF_NETLINK = 16;
+const NETLINK_ROUTE = 0;
 
 /** open/openat flags that make the call a write: O_WRONLY | O_RDWR | O_CREAT | O_TRUNC (O_TMPFILE needs one of the first two). */
 const WRITE_INTENT_FLAGS = 0x1 | 0x2 | 0x40 | 0x200;
@@ -110,10 +111,12 @@ interface ArgTest {
   highNonZero?: boolean;
 }
 
+type Condition = ArgTest | { anyOf: readonly Condition[] } | { allOf: readonly Condition[] };
+
 interface DenyRule {
   names: readonly string[];
   /** Deny only when this matches; without it the call is always denied. */
-  when?: ArgTest;
+  when?: Condition;
 }
 
 /** The calls refused with EPERM. Names an architecture lacks are skipped for it. */
@@ -158,22 +161,26 @@ function denyRules(spec: SeccompSpec): DenyRule[] {
     // TIOCSTI pushes input into the terminal the agent's user will read; TIOCLINUX can do the same
     // on a virtual console.
     { names: ['ioctl'], when: { arg: 1, lowIn: [TIOCSTI, TIOCLINUX] } },
-    // socket(int family, ...): int, truncated by the kernel, so the low word is exact. An
-    // allow-list rather than a deny-list: every other family (packet, vsock, bluetooth, key, alg,
-    // xdp, can, tipc, rds, ...) is kernel attack surface or a path out of the network namespace
-    // (vsock reaches the hypervisor or, under WSL2, Windows) and no build needs one.
-    { names: ['socket', 'socketpair'], when: { arg: 0, lowNotIn: allowedSocketFamilies(spec) } },
+    // socket(int family, int type, int protocol): ints, truncated by the kernel, so the low words
+    // are exact. An allow-list rather than a deny-list: every other family (packet, vsock,
+    // bluetooth, key, alg, xdp, can, tipc, rds, ...) is kernel attack surface or a path out of the
+    // network namespace (vsock reaches the hypervisor or, under WSL2, Windows); no build needs one.
+    { names: ['socket', 'socketpair'], when: socketDenial(spec) },
   ];
 }
 
-function allowedSocketFamilies(spec: SeccompSpec): number[] {
+function socketDenial(spec: SeccompSpec): Condition {
   // AF_UNIX always: builds, test runners and Node's execSync need it; the mount view decides which
-  // host sockets are reachable. Netlink (route) serves getifaddrs and resolvers when there is a
-  // network; with network 'off' nothing needs it and glibc falls back without it.
-  const families = [AF_UNIX];
+  // host sockets are reachable. IP: see denyIpSockets.
+  const families = [AF_UNIX, AF_NETLINK];
   if (!spec.denyIpSockets) families.push(AF_INET, AF_INET6);
-  if (spec.network !== 'off') families.push(AF_NETLINK);
-  return families;
+  const familyNotAllowed: ArgTest = { arg: 0, lowNotIn: families };
+  if (spec.network !== 'off') return familyNotAllowed;
+  // Without a network, netlink keeps only NETLINK_ROUTE: getifaddrs() needs it (Node's
+  // os.networkInterfaces() throws without it, and dev servers call that), and unprivileged it only
+  // reads the namespace's own links and addresses. Audit, netfilter, xfrm, uevent, sock_diag and
+  // generic netlink stay out.
+  return { anyOf: [familyNotAllowed, { allOf: [{ arg: 0, lowIn: [AF_NETLINK] }, { arg: 2, lowNotIn: [NETLINK_ROUTE] }] }] };
 }
 
 type PathArgs = [number | null, number][];
@@ -231,7 +238,7 @@ type Target = 'allow' | 'deny' | 'enosys' | 'notify';
 interface Handler {
   name: string;
   target: Target;
-  when?: ArgTest;
+  when?: Condition;
 }
 
 export function compileSeccomp(spec: SeccompSpec): CompiledSeccomp {
@@ -292,7 +299,7 @@ export function compileSeccomp(spec: SeccompSpec): CompiledSeccomp {
   for (const [nr, h] of handlers) {
     if (!h.when) continue;
     p.label(handlerLabel.get(nr)!);
-    emitArgTest(p, h.when, to(h.target), to('allow'));
+    emitCondition(p, h.when, to(h.target), to('allow'));
   }
 
   if (spec.arch === 'x86_64') p.label(x32).jeq(0xffffffff, to('allow'), to('kill'));
@@ -330,6 +337,21 @@ function emitDispatch(p: BpfProgram, nrs: readonly number[], handlerLabel: Map<n
   emitDispatch(p, nrs.slice(0, mid), handlerLabel, otherwise);
   p.label(upper);
   emitDispatch(p, nrs.slice(mid), handlerLabel, otherwise);
+}
+
+function emitCondition(p: BpfProgram, condition: Condition, match: string, noMatch: string): void {
+  if ('anyOf' in condition || 'allOf' in condition) {
+    const any = 'anyOf' in condition;
+    const parts = any ? condition.anyOf : condition.allOf;
+    parts.forEach((part, i) => {
+      if (i === parts.length - 1) return emitCondition(p, part, match, noMatch);
+      const next = p.freshLabel('cond');
+      emitCondition(p, part, any ? match : next, any ? next : noMatch);
+      p.label(next);
+    });
+    return;
+  }
+  emitArgTest(p, condition, match, noMatch);
 }
 
 function emitArgTest(p: BpfProgram, test: ArgTest, match: string, noMatch: string): void {

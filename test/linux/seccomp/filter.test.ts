@@ -153,8 +153,8 @@ for (const arch of ARCHES) {
   for (const socketCall of ['socket', 'socketpair']) {
     test(`${arch}: ${socketCall} allows only the families the network mode needs`, () => {
       const expectations: [Partial<SeccompSpec>, number[]][] = [
-        [{ network: 'off' }, [1, 2, 10]],
-        [{ network: 'off', denyIpSockets: true }, [1]],
+        [{ network: 'off' }, [1, 2, 10, 16]],
+        [{ network: 'off', denyIpSockets: true }, [1, 16]],
         [{ network: 'proxy' }, [1, 2, 10, 16]],
         [{ network: 'full' }, [1, 2, 10, 16]],
       ];
@@ -163,6 +163,7 @@ for (const arch of ARCHES) {
         for (let family = 0n; family < 64n; family++) {
           const expected: Action = allowed.includes(Number(family)) ? ALLOW : DENIED;
           const label = `${JSON.stringify(overrides)} family ${family}`;
+          // Protocol 0 is NETLINK_ROUTE for netlink and the default protocol for the rest.
           assert.deepEqual(call(socketCall, [family, 1n, 0n]), expected, label);
           // int family: the kernel drops the high word, so the filter must too.
           assert.deepEqual(call(socketCall, [family | HIGH, 1n, 0n]), expected, `${label} with a high bit`);
@@ -170,6 +171,25 @@ for (const arch of ARCHES) {
         }
         assert.deepEqual(call(socketCall, [1n << 32n]), DENIED, 'AF_UNSPEC after truncation');
         assert.deepEqual(call(socketCall, [0xffffffffn]), DENIED);
+      }
+    });
+
+    test(`${arch}: ${socketCall} keeps only NETLINK_ROUTE when the network is off`, () => {
+      const AF_NETLINK = 16n;
+      const others = [4n /* SOCK_DIAG */, 9n /* AUDIT */, 12n /* NETFILTER */, 15n /* KOBJECT_UEVENT */, 16n /* GENERIC */, 6n /* XFRM */, 0xffffffffn];
+      for (const overrides of [{ network: 'off' as const }, { network: 'off' as const, denyIpSockets: true }]) {
+        const { call } = on(arch, overrides);
+        assert.deepEqual(call(socketCall, [AF_NETLINK, 3n, 0n]), ALLOW);
+        assert.deepEqual(call(socketCall, [AF_NETLINK, 3n, HIGH]), ALLOW, 'int protocol: the high word is dropped');
+        for (const protocol of others) {
+          assert.deepEqual(call(socketCall, [AF_NETLINK, 3n, protocol]), DENIED, `protocol ${protocol}`);
+          assert.deepEqual(call(socketCall, [AF_NETLINK | HIGH, 3n, protocol | HIGH]), DENIED, `protocol ${protocol} with high bits`);
+        }
+        assert.deepEqual(call(socketCall, [17n /* AF_PACKET */, 3n, 0n]), DENIED, 'protocol 0 does not open other families');
+      }
+      for (const network of ['proxy', 'full'] as const) {
+        const { call } = on(arch, { network });
+        for (const protocol of [0n, ...others]) assert.deepEqual(call(socketCall, [AF_NETLINK, 3n, protocol]), ALLOW, `${network} protocol ${protocol}`);
       }
     });
   }

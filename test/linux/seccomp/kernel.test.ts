@@ -146,12 +146,12 @@ for (const { identity, skip } of identities()) {
     }
   });
 
-  test(`${who}: network 'full' admits netlink but not packet or vsock; denyIpSockets refuses IP`, { skip: unsupported }, async () => {
-    const names = ['socket:AF_NETLINK', 'socket:AF_PACKET', 'socket:AF_VSOCK', 'socket:AF_INET', 'socket:AF_INET6', 'ok:socket AF_UNIX'];
+  test(`${who}: network 'full' admits all of netlink but not packet or vsock; denyIpSockets refuses IP`, { skip: unsupported }, async () => {
+    const names = ['socket:AF_NETLINK sock_diag', 'ok:socket AF_NETLINK route', 'socket:AF_PACKET', 'socket:AF_VSOCK', 'socket:AF_INET', 'socket:AF_INET6', 'ok:socket AF_UNIX'];
     const full = await probe(identity, compile({ network: 'full' }), names);
-    assert.deepEqual(full, { 'socket:AF_NETLINK': 0, 'socket:AF_PACKET': EPERM, 'socket:AF_VSOCK': EPERM, 'socket:AF_INET': 0, 'socket:AF_INET6': 0, 'ok:socket AF_UNIX': 0 });
+    assert.deepEqual(full, { 'socket:AF_NETLINK sock_diag': 0, 'ok:socket AF_NETLINK route': 0, 'socket:AF_PACKET': EPERM, 'socket:AF_VSOCK': EPERM, 'socket:AF_INET': 0, 'socket:AF_INET6': 0, 'ok:socket AF_UNIX': 0 });
     const noIp = await probe(identity, compile({ network: 'off', denyIpSockets: true }), names);
-    assert.deepEqual(noIp, { 'socket:AF_NETLINK': EPERM, 'socket:AF_PACKET': EPERM, 'socket:AF_VSOCK': EPERM, 'socket:AF_INET': EPERM, 'socket:AF_INET6': EPERM, 'ok:socket AF_UNIX': 0 });
+    assert.deepEqual(noIp, { 'socket:AF_NETLINK sock_diag': EPERM, 'ok:socket AF_NETLINK route': 0, 'socket:AF_PACKET': EPERM, 'socket:AF_VSOCK': EPERM, 'socket:AF_INET': EPERM, 'socket:AF_INET6': EPERM, 'ok:socket AF_UNIX': 0 });
   });
 
   test(`${who}: a notify program loads; with no supervisor listening its denials and observed writes fail closed`, { skip: unsupported }, async () => {
@@ -182,6 +182,7 @@ for (const { identity, skip } of identities()) {
       './hello | grep -q compiled',
       `${PYTHON} -c 'import subprocess; assert subprocess.check_output(["echo", "py"]).strip() == b"py"'`,
       `${process.execPath} -e 'const { execSync } = require("node:child_process"); if (execSync("echo node | cat").toString().trim() !== "node") process.exit(1)'`,
+      `${process.execPath} -e 'if (!("lo" in require("node:os").networkInterfaces())) process.exit(1)'`,
       'test "$(echo c a b | tr " " "\\n" | sort | tail -n 1)" = c',
       'echo tools-ok',
     ].join('\n');

@@ -8,7 +8,7 @@ export const PROBE_SCRIPT = String.raw`
 # Each probe runs in a forked child (a probe may change its process: namespaces, personality),
 # bounded by an alarm; it prints {probe: result}, where result is 0 (the call succeeded), an errno,
 # "signal:N" (killed) or "exit:N".
-import ctypes, errno, json, mmap, os, signal, socket, struct, subprocess, sys
+import ctypes, json, mmap, os, signal, socket, struct, subprocess, sys
 
 CONFIG = json.loads(sys.argv[1])  # {"nr": {name: number}, "arch": "x86_64" | "aarch64", "only": [names] | null}
 NR = CONFIG['nr']
@@ -147,12 +147,15 @@ P['settimeofday'] = lambda: err('settimeofday', struct.pack('qq', 0, 2000000), N
 P['clock_settime'] = lambda: err('clock_settime', 0, struct.pack('qq', 0, -1))  # invalid nsec
 P['clock_adjtime'] = lambda: err('clock_adjtime', 0, timex)
 P['adjtimex'] = lambda: err('adjtimex', timex)
-P['quotactl'] = lambda: err('quotactl', 0x800005, NOPATH, 0, ctypes.create_string_buffer(64))
+P['quotactl'] = lambda: err('quotactl', 0x800005, NOPATH, 0, ctypes.create_string_buffer(64))  # invalid quota type: EINVAL
 P['quotactl_fd'] = lambda: err('quotactl_fd', -1, 0x800005, 0, None)
 P['ioctl:TIOCSTI'] = lambda: ioctl_probe(0x5412)
 P['ioctl:TIOCSTI+high'] = lambda: ioctl_probe(0x5412 | HIGH)
 P['ioctl:TIOCLINUX'] = lambda: ioctl_probe(0x541c)
-for fam_name, fam, type_ in [('AF_PACKET', 17, socket.SOCK_RAW), ('AF_NETLINK', 16, socket.SOCK_RAW),
+P['socket:AF_NETLINK sock_diag'] = lambda: socket_probe(16, socket.SOCK_RAW, 4)
+P['socketpair:AF_NETLINK sock_diag'] = lambda: socket_probe(16, socket.SOCK_RAW, 4, call='socketpair')
+P['ok:socket AF_NETLINK route'] = lambda: socket_probe(16, socket.SOCK_RAW, 0)
+for fam_name, fam, type_ in [('AF_PACKET', 17, socket.SOCK_RAW),
                              ('AF_VSOCK', 40, socket.SOCK_STREAM), ('AF_ALG', 38, socket.SOCK_SEQPACKET),
                              ('AF_XDP', 44, socket.SOCK_RAW), ('AF_BLUETOOTH', 31, socket.SOCK_STREAM),
                              ('AF_KEY', 15, socket.SOCK_RAW), ('AF_CAN', 29, socket.SOCK_RAW)]:
