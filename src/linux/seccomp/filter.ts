@@ -139,8 +139,8 @@ function denyRules(spec: SeccompSpec): DenyRule[] {
     // Reading or writing other processes (the supervisor, other sandboxed commands). pidfd_getfd
     // steals another process's file descriptors under the same ptrace access check.
     { names: ['ptrace', 'process_vm_readv', 'process_vm_writev', 'pidfd_getfd'] },
-    // Kernel attack surface no build needs. io_uring also bypasses this filter: IORING_OP_SOCKET,
-    // _OPENAT and friends never enter the syscall path.
+    // Kernel attack surface no build needs. io_uring would also bypass this filter: its
+    // IORING_OP_SOCKET, _OPENAT, ... operations never pass through the syscall entry.
     {
       names: [
         'kexec_load', 'kexec_file_load', 'init_module', 'finit_module', 'delete_module',
