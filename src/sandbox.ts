@@ -12,6 +12,7 @@ import type { PolicyInput, ResolvedPolicy } from './policy/types.js';
 import { hostFacts, type LinuxHostFacts } from './linux/host.js';
 import { compileLinuxPlan, type LayerReport, type LinuxPlan, type LinuxPlanOptions } from './linux/plan.js';
 import { errnoName, LinuxSandboxProcess, type LinuxOutcome, type StdioMode } from './linux/run.js';
+import { kernelHasNotify, seccompPlanFor } from './linux/seccomp-plan.js';
 
 export type { Violation } from './policy/explain.js';
 export type { LayerReport } from './linux/plan.js';
@@ -29,6 +30,8 @@ export interface SandboxOptions {
   cwd?: string;
   /** The host environment commands inherit from (before scrubbing). Default: `process.env`. */
   env?: Record<string, string | undefined>;
+  /** Report denied writes (path and rule); costs a round trip per write-intent syscall. Default true. */
+  reportWrites?: boolean;
   /** Internal: hooks for tests of the layers themselves. Never set in normal use. */
   unsafeTestHooks?: Pick<LinuxPlanOptions, 'landlock' | 'unsafeExtraWritableBinds'>;
 }
@@ -100,6 +103,8 @@ export function explainSetupError(message: string): string {
 export class Sandbox {
   private running = new Set<LinuxSandboxProcess>();
   private closed = false;
+  /** The plan compiled by create() has not been used yet (saves a second resolve for one-shot use). */
+  private fresh = true;
 
   private constructor(
     private readonly loaded: LoadedPolicy,
@@ -134,7 +139,11 @@ export class Sandbox {
       sources: loaded.sources,
       cacheDir: join(env.XDG_CACHE_HOME || join(home, '.cache'), 'cordon'),
     });
-    const plan = compileLinuxPlan(policy, host, { ...opts.unsafeTestHooks });
+    const seccomp =
+      host.arch === 'other' ? null : seccompPlanFor(policy, { arch: host.arch, report: kernelHasNotify(), observeWrites: opts.reportWrites ?? true });
+    if (!seccomp && !policy.allowReduced)
+      throw new LayerUnavailableError(`cordon has no seccomp filter for this CPU architecture (${process.arch}); pass --allow-reduced to run without it`);
+    const plan = compileLinuxPlan(policy, host, { ...opts.unsafeTestHooks, seccomp });
     return { policy, plan };
   }
 
@@ -158,7 +167,8 @@ export class Sandbox {
     if (this.closed) throw new Error('this sandbox is closed');
     if (!argv.length || !argv[0]) throw new PolicyError('no command given; pass the command and its arguments');
     // Re-resolve per command: new nested repositories, host sockets and git dirs are picked up.
-    this.current = Sandbox.compile(this.loaded, this.opts, { ...this.host, hostSockets: hostFacts().hostSockets });
+    if (!this.fresh) this.current = Sandbox.compile(this.loaded, this.opts, { ...this.host, hostSockets: hostFacts().hostSockets });
+    this.fresh = false;
     const { policy, plan } = this.current;
     const before = new Set(plan.watchCreated.filter((p) => existsSync(p)));
     const proc = new LinuxSandboxProcess({

@@ -2,10 +2,15 @@
 import { CORE_ENV_NAMES, SECRET_ENV_PATTERNS } from './defaults.js';
 import type { EnvInherit, ResolvedEnv } from './types.js';
 
-/** `*` wildcard, whole-name, case-insensitive. */
+/** One regular expression for a list of `*`-wildcard name patterns (whole name, case-insensitive). */
+export function namePatterns(patterns: readonly string[]): RegExp {
+  if (!patterns.length) return /(?!)/;
+  const alt = patterns.map((p) => p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*'));
+  return new RegExp(`^(?:${alt.join('|')})$`, 'i');
+}
+
 export function nameMatches(pattern: string, name: string): boolean {
-  const re = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$', 'i');
-  return re.test(name);
+  return namePatterns([pattern]).test(name);
 }
 
 export interface EnvPolicy {
@@ -16,15 +21,16 @@ export interface EnvPolicy {
 }
 
 export function computeEnv(host: Record<string, string | undefined>, policy: EnvPolicy): ResolvedEnv {
-  const scrub = [...SECRET_ENV_PATTERNS, ...policy.scrub];
+  const scrub = namePatterns([...SECRET_ENV_PATTERNS, ...policy.scrub]);
+  const keep = namePatterns(policy.keep);
   const vars: Record<string, string> = {};
   const removed: string[] = [];
   for (const [name, value] of Object.entries(host)) {
     if (value === undefined) continue;
     const inherited = policy.inherit === 'all' || (policy.inherit === 'core' && CORE_ENV_NAMES.includes(name));
-    const kept = policy.keep.some((p) => nameMatches(p, name));
+    const kept = keep.test(name);
     if (!inherited && !kept) continue;
-    if (!kept && scrub.some((p) => nameMatches(p, name))) {
+    if (!kept && scrub.test(name)) {
       removed.push(name);
       continue;
     }

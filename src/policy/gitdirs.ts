@@ -3,7 +3,6 @@
 // which hooks/config stay read-only, so it must be complete; walking a large tree on every command
 // is too slow, so the walk is cached per root and revalidated incrementally: a new `.git` entry
 // changes its directory's mtime, so only directories whose mtime moved are read again.
-import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
@@ -63,8 +62,15 @@ function readDir(abs: string, racyBefore: bigint): DirEntry | null {
   return { mtime: st.mtimeNs >= racyBefore ? '0' : st.mtimeNs.toString(), subdirs, git };
 }
 
+/** A short stable name for a root (not a security boundary: the file also records the root). */
+function fnv1a(s: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const c of Buffer.from(s)) h = BigInt.asUintN(64, (h ^ BigInt(c)) * 0x100000001b3n);
+  return h.toString(16).padStart(16, '0');
+}
+
 function cacheFile(cacheDir: string, root: string): string {
-  return join(cacheDir, `gitdirs-${createHash('sha256').update(root).digest('hex').slice(0, 24)}.json`);
+  return join(cacheDir, `gitdirs-${fnv1a(root)}.json`);
 }
 
 function loadCache(file: string, root: string): ScanCache | null {

@@ -72,6 +72,9 @@ function kindOf(p: string): 'dir' | 'file' | 'socket' | null {
   }
 }
 
+// Plain code-unit order: localeCompare would load ICU collation data at startup.
+const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
 export function resolvePolicy(input: PolicyInput, ctx: ResolveContext): ResolveResult {
   const warnings: string[] = [];
   const mode = input.mode ?? 'workspace-write';
@@ -104,7 +107,6 @@ export function resolvePolicy(input: PolicyInput, ctx: ResolveContext): ResolveR
       addRoot(real, 'user');
     });
   }
-  const writableNotRoot = writable.filter((w) => w.path !== '/');
 
   // A policy must not come from where the sandbox can write.
   if (ctx.policyFile) {
@@ -119,25 +121,25 @@ export function resolvePolicy(input: PolicyInput, ctx: ResolveContext): ResolveR
   const gitScan: GitScanStats[] = [];
   const protect = (path: string, kind: 'dir' | 'file', reason: ProtectedPath['reason']) => {
     const real = canonical(path);
-    const root = writableNotRoot.find((w) => isUnder(real, w.path));
+    const root = writable.find((w) => w.path !== '/' && isUnder(real, w.path));
     if (!root || protectedPaths.some((p) => p.path === real)) return;
     const actual = kindOf(real);
     protectedPaths.push({ path: real, kind: actual === 'dir' ? 'dir' : actual ? 'file' : kind, exists: actual !== null, reason, root: root.path });
   };
   if (mode === 'workspace-write') {
-    for (const root of writableNotRoot) {
+    for (const root of writable.filter((w) => w.path !== '/')) {
       const { gitDirs, external, stats } = findGitDirs(root.path, ctx.cacheDir ?? null);
       gitScan.push(stats);
       // Linked worktrees and submodules keep their metadata elsewhere: git must be able to commit
       // there, so those git dirs become writable too (their hooks and config stay protected).
-      for (const ext of external) if (root.reason === 'workspace') addRoot(ext, 'workspace');
+      for (const ext of external) if (root.reason === 'workspace') addRoot(ext, 'git-metadata');
       for (const gitDir of gitDirs) {
         protect(join(gitDir, GIT_PROTECTED_ENTRIES.hooks), 'dir', 'git-hooks');
         protect(join(gitDir, GIT_PROTECTED_ENTRIES.config), 'file', 'git-config');
         if (existsSync(join(gitDir, GIT_PROTECTED_ENTRIES.worktreeConfig))) protect(join(gitDir, GIT_PROTECTED_ENTRIES.worktreeConfig), 'file', 'git-config');
       }
     }
-    for (const root of writableNotRoot) {
+    for (const root of writable.filter((w) => w.path !== '/' && w.reason !== 'git-metadata')) {
       for (const entry of RUNS_CODE_LATER) {
         const p = join(root.path, entry.name);
         // Missing ones cannot be pinned without leaving placeholders in the user's tree; the
@@ -202,8 +204,8 @@ export function resolvePolicy(input: PolicyInput, ctx: ResolveContext): ResolveR
     workspace,
     cwd,
     writableRoots: writable,
-    protected: protectedPaths.sort((a, b) => a.path.localeCompare(b.path)),
-    denyRead: denyRead.sort((a, b) => a.path.localeCompare(b.path)),
+    protected: protectedPaths.sort(byPath),
+    denyRead: denyRead.sort(byPath),
     exposedSockets,
     network: { mode: netMode, allow: input.network?.allow ?? [], deny: input.network?.deny ?? [], transparent: input.network?.transparent ?? false },
     env,

@@ -95,7 +95,8 @@ export interface DeniedPath {
 
 export interface WritableRoot {
   path: string;
-  reason: 'workspace' | 'user' | 'tmp';
+  /** git-metadata: the git dir of a linked worktree or submodule, outside the workspace. */
+  reason: 'workspace' | 'user' | 'tmp' | 'git-metadata';
 }
 
 export interface ResolvedNetwork {

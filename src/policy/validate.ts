@@ -39,7 +39,8 @@ function makeValidator(where: string) {
       const path = field ? `${field}.${key}` : key;
       if (!check) {
         const known = Object.keys(shape);
-        const guess = known.find((k) => distance(k.toLowerCase(), key.toLowerCase()) <= 2);
+        const lower = key.toLowerCase();
+        const guess = known.find((k) => distance(k.toLowerCase(), lower) <= 2) ?? known.find((k) => lower.slice(0, 4) === k.toLowerCase().slice(0, 4));
         fail(where, path, 'unknown field', guess ? `did you mean "${guess}"?` : `known fields here: ${known.join(', ')}`);
       }
       if (v !== undefined) out[key] = check(v, path);
