@@ -252,6 +252,8 @@ function toResult(o: LinuxOutcome, policy: ResolvedPolicy, plan: LinuxPlan, home
       violations.push(viol);
     }
   }
+  if (o.signal === 31)
+    violations.push({ kind: 'syscall', syscall: 'SIGSYS', message: 'the command was killed by the seccomp filter: it made a 32-bit (i386/x32) system call, which the sandbox refuses' });
   return {
     exitCode,
     signal: o.signal !== null ? ((SIGNAL_NAMES[o.signal] ?? `SIG${o.signal}`) as NodeJS.Signals) : null,

@@ -24,16 +24,15 @@ export function explainWrite(policy: ResolvedPolicy, path: string, operation: st
   if (hidden) return { kind: 'write', path, operation, rule: 'hidden', message: `denied write to ${shown} (hidden path: ${displayPath(hidden.path, home)})` };
   if (policy.mode === 'read-only')
     return { kind: 'write', path, operation, rule: 'read-only-mode', message: `denied write to ${shown} (read-only mode; use --mode workspace-write)` };
-  return {
-    kind: 'write',
-    path,
-    operation,
-    rule: 'outside-writable-roots',
-    message: `denied write to ${shown} (outside writable roots; add --write ${displayPath(nearestDir(path), home)} if the command needs it)`,
-  };
+  // Suggest the narrowest directory that would do: the one being created, else the parent —
+  // never the home directory or / as a whole.
+  const dir = /^mkdir/.test(operation) ? path : parentOf(path);
+  const broad = dir === '/' || dir === home || dir === parentOf(home);
+  const hint = broad ? '' : `; add --write ${displayPath(dir, home)} if the command needs it${/^mkdir/.test(operation) ? ' (create it first)' : ''}`;
+  return { kind: 'write', path, operation, rule: 'outside-writable-roots', message: `denied write to ${shown} (outside writable roots${hint})` };
 }
 
-function nearestDir(path: string): string {
+function parentOf(path: string): string {
   const i = path.lastIndexOf('/');
   return i > 0 ? path.slice(0, i) : '/';
 }
