@@ -117,10 +117,26 @@ export class Machine {
    * With `uacFiltered`, Administrators becomes deny-only (the UAC filtered token). `extraGroups`
    * models SIDs seclogon adds (the caller's logon SID).
    */
-  logon(name: string, password: string | null, options: { uacFiltered?: boolean; elevated?: boolean; extraGroups?: TokenGroup[] } = {}): Token {
+  logon(name: string, password: string | null, options: { uacFiltered?: boolean; elevated?: boolean; extraGroups?: TokenGroup[]; loadProfile?: boolean } = {}): Token {
     const user = this.users.get(name.toUpperCase());
     if (!user) throw new ModelError(1326, `logon failure: unknown user ${name}`);
     if (password !== null && user.password !== password) throw new ModelError(1326, `logon failure: bad password for ${name}`);
+    // LOGON_WITH_PROFILE: the first logon creates C:\Users\<name>, owned by and private to the user.
+    if (options.loadProfile && !this.profiles.has(user.sid)) {
+      const home = `C:\\Users\\${user.name}`;
+      if (!this.fs.exists(home)) {
+        this.fs.adminMkdirs(home, user.sid, {
+          aces: [
+            { type: 'allow', sid: SID.LocalSystem, mask: 0x1f01ff, flags: 3 },
+            { type: 'allow', sid: SID.Administrators, mask: 0x1f01ff, flags: 3 },
+            { type: 'allow', sid: user.sid, mask: 0x1f01ff, flags: 3 },
+          ],
+          protected: true,
+        });
+        this.fs.adminMkdirs(`${home}\\Documents\\WindowsPowerShell`, user.sid);
+      }
+      this.profiles.add(user.sid);
+    }
     const groups: TokenGroup[] = [];
     const add = (sid: string, extra: Partial<TokenGroup> = {}) => groups.push({ sid, enabled: true, denyOnly: false, ...extra });
     add(SID.Everyone);
@@ -137,7 +153,12 @@ export class Machine {
     for (const g of options.extraGroups ?? []) groups.push({ ...g });
     const privileges = new Map<string, boolean>([[SE_CHANGE_NOTIFY, true]]);
     for (const p of user.privileges) privileges.set(p, false);
-    if (isAdmin && options.elevated) for (const p of ['SeTakeOwnershipPrivilege', 'SeBackupPrivilege', 'SeRestorePrivilege', 'SeSecurityPrivilege']) privileges.set(p, false);
+    // An elevated administrator holds these (disabled until a program enables them); symbolic-link
+    // creation is exercised by mklink, which enables it.
+    if (isAdmin && options.elevated) {
+      for (const p of ['SeTakeOwnershipPrivilege', 'SeBackupPrivilege', 'SeRestorePrivilege', 'SeSecurityPrivilege']) privileges.set(p, false);
+      privileges.set('SeCreateSymbolicLinkPrivilege', true);
+    }
     const defaultDacl: Ace[] = [
       { type: 'allow', sid: user.sid, mask: 0x10000000, flags: 0 },
       { type: 'allow', sid: SID.LocalSystem, mask: 0x10000000, flags: 0 },

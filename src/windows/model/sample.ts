@@ -1,5 +1,5 @@
 // A sample developer machine for the model: default-install ACLs on C:\ (as `icacls` shows them on
-// a clean Windows 10/11), a second NTFS volume D:\ with the default ACL of a freshly formatted
+// a clean Windows 10/11; developer mode on, so anyone may create symbolic links there), a second NTFS volume D:\ with the default ACL of a freshly formatted
 // volume, one developer with a profile full of secrets and three repositories, one junction and one
 // hard link that point out of a workspace.
 //
@@ -52,7 +52,7 @@ export function sampleMachine(options: SampleOptions = {}): SampleLayout {
 
   // icacls C:\ — Administrators/SYSTEM full, Users RX, Authenticated Users modify on what is
   // created below the root (IO) and "append data" (create folders) on the root itself.
-  fs.addVolume('C', sd(SID.LocalSystem, 'D:(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;OICI;0x1200a9;;;BU)(A;OICIIO;0x1301bf;;;AU)(A;;0x4;;;AU)'), { shortNames: true });
+  fs.addVolume('C', sd(SID.LocalSystem, 'D:(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;OICI;0x1200a9;;;BU)(A;OICIIO;0x1301bf;;;AU)(A;;0x4;;;AU)'), { shortNames: true, unprivilegedSymlinks: true });
   // A freshly formatted data volume: the same shape, plus CREATOR OWNER full control below.
   fs.addVolume('D', sd(SID.Administrators, 'D:(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;OICIIO;0x1301bf;;;AU)(A;;0x4;;;AU)(A;OICI;0x1200a9;;;BU)(A;OICIIO;FA;;;CO)'));
 
