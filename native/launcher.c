@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -39,7 +40,7 @@
 
 // Plan record types (keep in sync with src/linux/launcher-protocol.ts).
 enum {
-  R_MODE = 1, R_ARGV, R_ENV, R_CWD, R_PTY, R_RLIMIT,
+  R_MODE = 1, R_ARGV, R_ENV, R_CWD, R_PTY, R_RLIMIT, R_NO_PIDNS,
   R_LL_FS = 10, R_LL_NET, R_LL_SCOPED, R_LL_PATH, R_LL_PORT, R_LL_REQUIRED,
   R_SC_PROGRAM = 20, R_SC_DENY, R_SC_OBSERVE, R_SC_REQUIRED,
   R_OBS_OK = 30, R_OBS_BAD,
@@ -64,6 +65,8 @@ struct observe { uint32_t nr; int8_t flags_arg; uint8_t npaths; int8_t dirfd_arg
 
 static int ipc = -1;
 static int session_mode;
+// Reduced tier: no PID namespace around us, so we cannot kill(-1) and must track our descendants.
+static int no_pidns;
 static struct job jobs[MAX_JOBS];
 static struct { uint32_t nr; int32_t err; } deny_table[MAX_TABLE];
 static int n_deny;
@@ -422,6 +425,54 @@ static void handle_notification(struct job *j) {
   ioctl(j->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp); // ENOENT: the caller died meanwhile
 }
 
+// ---------------------------------------------------------------- the process tree
+
+// Signals every process of the sandbox but us. Inside a PID namespace that is kill(-1); without
+// one (reduced tier) it is every descendant: we are a child subreaper, so orphans stay ours.
+static void kill_all(int sig) {
+  if (!no_pidns) { kill(-1, sig); return; }
+  static pid_t pids[65536], ppids[65536];
+  for (int round = 0; round < 16; round++) {
+    int n = 0;
+    DIR *d = opendir("/proc");
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d)) && n < 65536;) {
+      char path[300], buf[512];
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t k = read(fd, buf, sizeof buf - 1);
+      close(fd);
+      if (k <= 0) continue;
+      buf[k] = 0;
+      char *rp = strrchr(buf, ')'); // the command name may contain spaces and parentheses
+      if (!rp) continue;
+      pids[n] = atoi(e->d_name);
+      ppids[n++] = (pid_t)strtol(rp + 4, NULL, 10); // ") S <ppid>"
+    }
+    closedir(d);
+    // Mark descendants of ours, to a fixed point.
+    static char mine[65536];
+    memset(mine, 0, (size_t)n);
+    pid_t self = getpid();
+    int found = 0, changed = 1;
+    while (changed) {
+      changed = 0;
+      for (int i = 0; i < n; i++) {
+        if (mine[i]) continue;
+        int parent_is_ours = ppids[i] == self;
+        for (int k = 0; k < n && !parent_is_ours; k++) parent_is_ours = mine[k] && pids[k] == ppids[i];
+        if (parent_is_ours) mine[i] = 1, changed = 1, found++;
+      }
+    }
+    for (int i = 0; i < n; i++) if (mine[i]) kill(pids[i], sig);
+    if (!found || sig != SIGKILL) return;
+    // Reap what died so the next round does not see zombies.
+    while (waitpid(-1, NULL, WNOHANG) > 0) ;
+  }
+}
+
 // ---------------------------------------------------------------- jobs
 
 static void send_fd_over(int sock, int fd) {
@@ -492,6 +543,11 @@ static void start_job(int id, char **argv, char **envp, const char *cwd, int wan
         if (stdio[i] == 'p') dup2(pipes[i][i == 0 ? 0 : 1], i);
         else if (stdio[i] == 'n') { int n = open("/dev/null", O_RDWR); dup2(n, i); close(n); }
       }
+    }
+    if (no_pidns) {
+      // Landlock goes on the command only, so its signal scope keeps it from killing us.
+      int required = 0;
+      apply_landlock(limits, limits_end, &required);
     }
     for (struct rec r; next_rec(&limits, limits_end, &r);) {
       if (r.type != R_RLIMIT || r.len != 24) continue;
@@ -630,7 +686,7 @@ static void handle_frame(unsigned char *f, size_t n) {
     }
     break;
   case F_KILL_ALL:
-    if (n == 5) kill(-1, (int)u32_at(f + 1)); // every process of the sandbox but us (we are its PID 1)
+    if (n == 5) kill_all((int)u32_at(f + 1));
     break;
   case F_RESIZE:
     if (n == 9) {
@@ -677,14 +733,23 @@ int main(int argc, char **argv) {
     else if (r.type == R_ENV) envp = split_nul(r.data, r.len);
     else if (r.type == R_CWD) cwd = dup_str(r.data, r.len);
     else if (r.type == R_PTY && r.len == 1) pty = r.data[0];
+    else if (r.type == R_NO_PIDNS && r.len == 1) no_pidns = r.data[0];
   }
 
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fatal("no_new_privs");
   prctl(PR_SET_DUMPABLE, 0); // the command may not read our memory or environment
   open_listeners(plan_frame + 1, end);
   load_seccomp_tables(plan_frame + 1, end);
-  int ll_required = 0;
-  int ll_abi = apply_landlock(plan_frame + 1, end, &ll_required);
+  int ll_required = 0, ll_abi = 0;
+  if (no_pidns) {
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    for (unsigned char *q = plan_frame + 1; next_rec(&q, end, &r);) {
+      if (r.type == R_LL_REQUIRED && r.len == 4) ll_required = (int)u32_at(r.data);
+      if (r.type == R_LL_FS) ll_abi = landlock_abi(); // applied to each command as it starts
+    }
+  } else {
+    ll_abi = apply_landlock(plan_frame + 1, end, &ll_required);
+  }
   int notify_ok = syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &(struct seccomp_notif_sizes){0}) == 0;
   emit("{\"e\":\"ready\",\"landlock\":%d,\"seccomp\":%s,\"seccompNotify\":%s,\"noNewPrivs\":true}", ll_abi,
        seccomp_prog.len ? "true" : "false", notify_ok ? "true" : "false");
@@ -714,7 +779,7 @@ int main(int argc, char **argv) {
     }
     if (poll(fds, (nfds_t)n, -1) < 0) { if (errno == EINTR) continue; fatal("poll"); }
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      if (!read_frames(handle_frame)) kill(-1, SIGKILL), _exit(111); // cordon is gone: take everything down
+      if (!read_frames(handle_frame)) kill_all(SIGKILL), _exit(111); // cordon is gone: take everything down
     }
     if (fds[1].revents & POLLIN) {
       struct signalfd_siginfo si;
@@ -732,7 +797,7 @@ int main(int argc, char **argv) {
       else if (fds[i].fd == owner[i]->pty_master) relay(owner[i]->pty_master, 1);
     }
     if (finished) {
-      kill(-1, SIGKILL); // the command is done: nothing it started may outlive it
+      kill_all(SIGKILL); // the command is done: nothing it started may outlive it
       _exit(finished < 0 ? 0 : finished);
     }
   }

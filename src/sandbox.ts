@@ -1,6 +1,6 @@
 // The public API: create a sandbox from a policy, run or spawn commands in it, close it.
-import { existsSync } from 'node:fs';
-import { homedir, totalmem } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { homedir, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { HeadTailCapture } from './output.js';
@@ -9,8 +9,8 @@ import { explainSyscall, explainWrite, type Violation } from './policy/explain.j
 import { loadPolicy, type LoadedPolicy } from './policy/load.js';
 import { resolvePolicy } from './policy/resolve.js';
 import type { PolicyInput, ResolvedPolicy } from './policy/types.js';
-import { hostFacts, type LinuxHostFacts } from './linux/host.js';
-import { compileLinuxPlan, type LayerReport, type LinuxPlan, type LinuxPlanOptions } from './linux/plan.js';
+import { hostFacts, userNamespaces, type LinuxHostFacts } from './linux/host.js';
+import { compileLinuxPlan, compileReducedPlan, type LayerReport, type LinuxPlan, type LinuxPlanOptions } from './linux/plan.js';
 import { errnoName, LinuxSandboxProcess, type LinuxOutcome, type StdioMode } from './linux/run.js';
 import { kernelHasNotify, seccompPlanFor } from './linux/seccomp-plan.js';
 
@@ -111,6 +111,8 @@ export class Sandbox {
     private readonly opts: SandboxOptions,
     private current: { policy: ResolvedPolicy; plan: LinuxPlan },
     private readonly host: LinuxHostFacts,
+    /** full: namespaces + mount view + Landlock + seccomp; reduced: Landlock + seccomp only. */
+    readonly tier: 'full' | 'reduced',
   ) {}
 
   static async create(opts: SandboxOptions = {}): Promise<Sandbox> {
@@ -120,13 +122,20 @@ export class Sandbox {
     const home = env.HOME || homedir();
     const loaded = loadPolicy({ library: opts.policy, flags: opts.overrides, policyFile: opts.policyFile, userConfig: opts.userConfig, env, home });
     const host = hostFacts();
-    if (!host.bwrap) throw new LayerUnavailableError('bubblewrap is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap) and run `cordon doctor`');
-    if (!host.launcher) throw new LayerUnavailableError("cordon's launcher is not built (no C compiler during npm install?); run `npm rebuild cordon` and `cordon doctor`");
-    const sandbox = new Sandbox(loaded, opts, Sandbox.compile(loaded, opts, host), host);
-    return sandbox;
+    if (!host.launcher) throw new LayerUnavailableError("cordon's launcher is not built (no C compiler during npm install?); install gcc, run `npm rebuild cordon`, then `cordon doctor`");
+    // Never a silent downgrade: the reduced tier only when the policy accepts it.
+    const userns = host.bwrap ? userNamespaces(env, host.bwrap) : { available: false, reason: 'bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)' };
+    let tier: 'full' | 'reduced' = 'full';
+    if (!userns.available) {
+      if (!loaded.input.allowReduced)
+        throw new LayerUnavailableError(`${userns.reason}: the full sandbox needs it (see \`cordon doctor\` for the fix), or pass --allow-reduced to accept the weaker Landlock + seccomp tier`);
+      tier = 'reduced';
+      sweepStaleTmpDirs();
+    }
+    return new Sandbox(loaded, opts, Sandbox.compile(loaded, opts, host, tier), host, tier);
   }
 
-  private static compile(loaded: LoadedPolicy, opts: SandboxOptions, host: LinuxHostFacts): { policy: ResolvedPolicy; plan: LinuxPlan } {
+  private static compile(loaded: LoadedPolicy, opts: SandboxOptions, host: LinuxHostFacts, tier: 'full' | 'reduced'): { policy: ResolvedPolicy; plan: LinuxPlan } {
     const env = opts.env ?? process.env;
     const home = env.HOME || homedir();
     const { policy } = resolvePolicy(loaded.input, {
@@ -140,9 +149,17 @@ export class Sandbox {
       cacheDir: join(env.XDG_CACHE_HOME || join(home, '.cache'), 'cordon'),
     });
     const seccomp =
-      host.arch === 'other' ? null : seccompPlanFor(policy, { arch: host.arch, report: kernelHasNotify(), observeWrites: opts.reportWrites ?? true });
+      host.arch === 'other'
+        ? null
+        : seccompPlanFor(policy, { arch: host.arch, report: kernelHasNotify(), observeWrites: opts.reportWrites ?? true, noNetworkNamespace: tier === 'reduced' });
     if (!seccomp && !policy.allowReduced)
       throw new LayerUnavailableError(`cordon has no seccomp filter for this CPU architecture (${process.arch}); pass --allow-reduced to run without it`);
+    if (tier === 'reduced') {
+      if (policy.network.mode === 'allow-list')
+        throw new LayerUnavailableError('the network allow-list needs a network namespace, which the reduced tier does not have; use --network off or full, or fix user namespaces (`cordon doctor`)');
+      const tmpDir = mkdtempSync(join(tmpdir(), `cordon-${process.pid}-`));
+      return { policy, plan: compileReducedPlan(policy, host, { tmpDir, seccomp }) };
+    }
     const plan = compileLinuxPlan(policy, host, { ...opts.unsafeTestHooks, seccomp });
     return { policy, plan };
   }
@@ -167,7 +184,7 @@ export class Sandbox {
     if (this.closed) throw new Error('this sandbox is closed');
     if (!argv.length || !argv[0]) throw new PolicyError('no command given; pass the command and its arguments');
     // Re-resolve per command: new nested repositories, host sockets and git dirs are picked up.
-    if (!this.fresh) this.current = Sandbox.compile(this.loaded, this.opts, { ...this.host, hostSockets: hostFacts().hostSockets });
+    if (!this.fresh) this.current = Sandbox.compile(this.loaded, this.opts, { ...this.host, hostSockets: hostFacts().hostSockets }, this.tier);
     this.fresh = false;
     const { policy, plan } = this.current;
     const before = new Set(plan.watchCreated.filter((p) => existsSync(p)));
@@ -263,6 +280,27 @@ function toResult(o: LinuxOutcome, policy: ResolvedPolicy, plan: LinuxPlan, home
     usage: o.usage,
     durationMs: o.durationMs,
   };
+}
+
+/** Removes reduced-tier temp dirs whose cordon process is gone (killed before it could clean up). */
+function sweepStaleTmpDirs(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^cordon-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    const path = join(tmpdir(), name);
+    try {
+      if (statSync(path).uid !== process.getuid?.()) continue;
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') rmSync(path, { recursive: true, force: true });
+    }
+  }
 }
 
 /** Creates a sandbox from a policy. */

@@ -39,7 +39,10 @@ function summarize(r: CommandResult, cmd: string, quiet: boolean, timeoutMs: num
 export async function runCommand(values: Values, argv: string[]): Promise<number> {
   const sandbox = await sandboxFromFlags(values);
   for (const w of sandbox.policy.warnings) say(w);
-  if (values.explain) printExplain(sandbox);
+  if (sandbox.tier === 'reduced') {
+    say('running in the REDUCED tier (--allow-reduced): user namespaces are unavailable here');
+    for (const l of sandbox.explain()) say(`${l.active ? '[on] ' : '[off]'} ${l.layer}: ${l.detail}`);
+  } else if (values.explain) printExplain(sandbox);
   const interactive = !!process.stdin.isTTY && !!process.stdout.isTTY;
   const cmd = sandbox.spawn(argv, { stdio: ['inherit', 'inherit', 'inherit'], pty: interactive });
   const forward = (sig: NodeJS.Signals, n: number) => () => cmd.signal(n);

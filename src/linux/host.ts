@@ -1,5 +1,6 @@
 // Facts about this Linux host that the plan depends on. Reading them is cheap (no processes are
 // started); `cordon doctor` runs the slower end-to-end probes.
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { arch } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
@@ -97,4 +98,30 @@ export function hostFacts(): LinuxHostFacts {
     hostSockets: listeningHostSockets(),
     resolvConf,
   };
+}
+
+function readTrim(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether unprivileged user namespaces can be created, from the kernel's switches (no process is
+ * started). CORDON_FORCE_REDUCED=1 pretends they cannot, to exercise the reduced tier; it can only
+ * weaken the sandbox when the policy also allows the reduced tier.
+ */
+export function userNamespaces(env: Record<string, string | undefined> = process.env, bwrap: string | null = null): { available: boolean; reason: string } {
+  if (env.CORDON_FORCE_REDUCED === '1') return { available: false, reason: 'CORDON_FORCE_REDUCED=1 simulates a machine without user namespaces' };
+  if (process.getuid?.() !== 0 && readTrim('/proc/sys/kernel/apparmor_restrict_unprivileged_userns') === '1' && bwrap) {
+    // Allowed only for programs with an AppArmor profile that grants userns: ask bwrap (bounded).
+    const r = spawnSync(bwrap, ['--unshare-user', '--ro-bind', '/', '/', '--', '/bin/true'], { timeout: 5000, env: {} });
+    if (r.status !== 0) return { available: false, reason: 'AppArmor restricts unprivileged user namespaces and bwrap has no profile allowing them' };
+  }
+  if (process.getuid?.() !== 0 && readTrim('/proc/sys/kernel/unprivileged_userns_clone') === '0')
+    return { available: false, reason: 'unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)' };
+  if (readTrim('/proc/sys/user/max_user_namespaces') === '0') return { available: false, reason: 'user namespaces are disabled (user.max_user_namespaces=0)' };
+  return { available: true, reason: '' };
 }

@@ -5,7 +5,7 @@
 // Keep the numbers in sync with the enums at the top of native/launcher.c.
 
 export const Rec = {
-  MODE: 1, ARGV: 2, ENV: 3, CWD: 4, PTY: 5, RLIMIT: 6,
+  MODE: 1, ARGV: 2, ENV: 3, CWD: 4, PTY: 5, RLIMIT: 6, NO_PIDNS: 7,
   LL_FS: 10, LL_NET: 11, LL_SCOPED: 12, LL_PATH: 13, LL_PORT: 14, LL_REQUIRED: 15,
   SC_PROGRAM: 20, SC_DENY: 21, SC_OBSERVE: 22, SC_REQUIRED: 23,
   OBS_OK: 30, OBS_BAD: 31,
@@ -47,6 +47,8 @@ export interface Listener { id: number; proto: 'tcp' | 'udp'; address: string; p
 export interface LauncherPlan {
   /** single: run `argv` and exit with it; session: wait for exec frames. */
   mode: 'single' | 'session';
+  /** Reduced tier: no PID namespace; the launcher tracks and kills its descendants itself. */
+  noPidNamespace?: boolean;
   argv?: string[];
   env?: Record<string, string>;
   cwd?: string;
@@ -121,6 +123,7 @@ function envList(env: Record<string, string>): string[] {
 
 export function encodePlan(plan: LauncherPlan): { c: string } {
   const w = new FrameWriter(Frame.PLAN).u8(Rec.MODE, plan.mode === 'session' ? 1 : 0);
+  if (plan.noPidNamespace) w.u8(Rec.NO_PIDNS, 1);
   if (plan.argv) w.strings(Rec.ARGV, plan.argv);
   if (plan.env) w.strings(Rec.ENV, envList(plan.env));
   if (plan.cwd) w.str(Rec.CWD, plan.cwd);

@@ -48,8 +48,12 @@ export interface LinuxPlanOptions {
 }
 
 export interface LinuxPlan {
-  /** bwrap arguments up to (not including) `--` and the launcher. */
+  /** full: bubblewrap namespaces + launcher; reduced: the launcher alone (Landlock + seccomp). */
+  tier: 'full' | 'reduced';
+  /** bwrap arguments up to (not including) `--` and the launcher (empty in the reduced tier). */
   bwrapArgs: string[];
+  /** Reduced tier: the private temp directory cordon creates for the command and removes after. */
+  tmpDir?: string;
   /** Protected directories that do not exist and must be created (empty) before the sandbox starts. */
   ensureDirs: string[];
   /** Protected paths that are absent and cannot be pinned; reported if a command creates them. */
@@ -220,6 +224,7 @@ export function compileLinuxPlan(policy: ResolvedPolicy, host: LinuxHostFacts, o
   ];
 
   return {
+    tier: 'full',
     bwrapArgs: args,
     ensureDirs,
     watchCreated,
@@ -230,5 +235,64 @@ export function compileLinuxPlan(policy: ResolvedPolicy, host: LinuxHostFacts, o
     env,
     cwd: policy.cwd,
     layers,
+  };
+}
+
+/** Device files a command writes to in any tier (there is no private /dev in the reduced tier). */
+const HOST_DEVICES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/tty', '/dev/ptmx', '/dev/pts'];
+
+/**
+ * The reduced tier, for machines without usable user namespaces: no mount view, no namespaces.
+ * Landlock is the only filesystem lock (so it is required), seccomp refuses IP sockets when the
+ * network is off and every socket(AF_UNIX) (host services' sockets are not hidden), and the
+ * launcher tracks the process tree itself. What it cannot do is listed in `layers`.
+ */
+export function compileReducedPlan(policy: ResolvedPolicy, host: LinuxHostFacts, opts: { tmpDir: string; seccomp: SeccompPlan | null }): LinuxPlan {
+  if (policy.network.mode === 'allow-list')
+    throw new Error('the network allow-list needs the full tier (a network namespace); user namespaces are unavailable here');
+  const fullAccess = policy.mode === 'full-access';
+  const roots = policy.writableRoots.map((w) => w.path);
+  const landlock: LandlockPlan | null = fullAccess
+    ? null
+    : {
+        handledFs: LL_WRITE,
+        // No network namespace: with the network off, TCP bind and connect are refused outright.
+        handledNet: policy.network.mode === 'off' ? LL.NET_BIND_TCP | LL.NET_CONNECT_TCP : 0n,
+        scoped: LL.SCOPE_ABSTRACT_UNIX | LL.SCOPE_SIGNAL,
+        rules: [
+          ...roots.map((path) => ({ path, access: LL_WRITE })),
+          { path: opts.tmpDir, access: LL_WRITE },
+          ...HOST_DEVICES.map((path) => ({ path, access: LL.WRITE_FILE | LL.TRUNCATE | LL.IOCTL_DEV })),
+        ],
+        ports: [],
+        requiredAbi: 1,
+      };
+  const seccomp = opts.seccomp ? { ...opts.seccomp, okPrefixes: [...roots, opts.tmpDir, '/dev', '/proc'], badPrefixes: [] } : null;
+  const env: Record<string, string> = { ...policy.env.vars, TMPDIR: opts.tmpDir, CORDON_SANDBOX: '1', ...(policy.network.mode === 'off' ? { CORDON_NETWORK: 'off' } : {}) };
+  for (const k of ['TEMP', 'TMP']) if (k in env) env[k] = opts.tmpDir;
+  const off = (layer: string, detail: string): LayerReport => ({ layer, active: false, detail });
+  return {
+    tier: 'reduced',
+    bwrapArgs: [],
+    tmpDir: opts.tmpDir,
+    ensureDirs: [],
+    watchCreated: policy.protected.map((p) => p.path),
+    landlock,
+    seccomp,
+    listeners: [],
+    rlimits: [],
+    env,
+    cwd: policy.cwd,
+    layers: [
+      off('user namespace', 'unavailable on this machine (reduced tier)'),
+      off('mount view', 'not enforced: protected paths inside writable roots and hidden (deny-read) paths are NOT protected'),
+      off('pid namespace', 'none: the launcher tracks the command’s descendants and kills them at the end'),
+      off('network namespace', policy.network.mode === 'off' ? 'none: Landlock refuses TCP and seccomp refuses IP and unix sockets instead' : 'host network (policy: full)'),
+      { layer: 'landlock', active: !!landlock, detail: landlock ? 'writes only beneath writable roots and a private temp dir; signals and abstract sockets scoped' : 'not used in full-access mode' },
+      { layer: 'seccomp', active: !!seccomp, detail: seccomp ? 'dangerous syscalls denied; socket(AF_UNIX) refused (host services’ sockets are not hidden)' : 'no filter compiled' },
+      { layer: 'no_new_privs', active: true, detail: 'set by the launcher before exec' },
+      off('resource limits', 'process limits need a user namespace or cgroups'),
+      { layer: 'environment', active: policy.env.removed.length > 0, detail: `${policy.env.removed.length} secret-looking variable(s) removed` },
+    ],
   };
 }

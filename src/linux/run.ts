@@ -3,7 +3,7 @@
 // command. Policy is not decided here.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { LinuxHostFacts } from './host.js';
@@ -71,8 +71,9 @@ export class LinuxSandboxProcess extends EventEmitter {
     super();
     const start = performance.now();
     const { plan, host } = opts;
-    if (!host.bwrap) throw new Error('bubblewrap (bwrap) is not installed');
     if (!host.launcher) throw new Error('the cordon launcher is not built');
+    const reduced = plan.tier === 'reduced';
+    if (!reduced && !host.bwrap) throw new Error('bubblewrap (bwrap) is not installed');
     for (const dir of plan.ensureDirs) {
       try {
         if (statSync(dirname(dir)).isDirectory()) mkdirSync(dir, { mode: 0o755 });
@@ -87,7 +88,8 @@ export class LinuxSandboxProcess extends EventEmitter {
     // Capture bwrap's own complaints even when the command's stderr is inherited? No: in inherit
     // mode they reach the user directly, which is what they need to see.
     try {
-      this.child = spawn(host.bwrap, [...plan.bwrapArgs, '--', host.launcher], {
+      // Reduced tier: the launcher runs directly, without namespaces.
+      this.child = spawn(reduced ? host.launcher : host.bwrap!, reduced ? [] : [...plan.bwrapArgs, '--', host.launcher], {
         stdio: stdio as never,
         env: {}, // the launcher gets nothing from the host; the command's environment is in the plan
         detached: true, // terminal signals reach cordon, which forwards them deliberately
@@ -108,6 +110,7 @@ export class LinuxSandboxProcess extends EventEmitter {
     this.child.send(
       encodePlan({
         mode: 'single',
+        noPidNamespace: reduced,
         argv: opts.argv,
         env: plan.env,
         cwd: plan.cwd,
@@ -125,6 +128,7 @@ export class LinuxSandboxProcess extends EventEmitter {
     this.exited = new Promise((resolveExit) => {
       this.child.on('close', (code, signal) => {
         this.done = true;
+        if (plan.tmpDir) rmSync(plan.tmpDir, { recursive: true, force: true });
         for (const t of this.timers) clearTimeout(t);
         const o = this.outcome;
         if (o.code === undefined && o.signal === undefined && !o.setupError) {

@@ -21,7 +21,7 @@ export interface SeccompChoice {
   report: boolean;
   /** Also report writes the sandbox refuses (costs a round trip per write-intent syscall). */
   observeWrites: boolean;
-  /** No network namespace isolates the command (reduced tier): refuse IP sockets when network is off. */
+  /** No namespaces isolate the command (reduced tier): refuse IP sockets when network is off, and socket(AF_UNIX). */
   noNetworkNamespace?: boolean;
 }
 
@@ -33,6 +33,7 @@ export function seccompPlanFor(policy: ResolvedPolicy, choice: SeccompChoice): S
     denyAction: choice.report ? 'notify' : 'errno',
     observeWrites: choice.report && choice.observeWrites,
     denyIpSockets: network === 'off' && !!choice.noNetworkNamespace,
+    denyUnixSocketCreation: !!choice.noNetworkNamespace,
   });
   const names = new Map<number, string>();
   for (const [nr, d] of compiled.denied) names.set(nr, d.name);

@@ -30,6 +30,11 @@ export interface SeccompSpec {
    * would reach the host's network.
    */
   denyIpSockets?: boolean;
+  /**
+   * Refuse socket(AF_UNIX) (socketpair stays allowed). For the reduced tier, where no mount view
+   * hides host services' sockets: without socket() nothing can connect() to them.
+   */
+  denyUnixSocketCreation?: boolean;
 }
 
 export interface CompiledSeccomp {
@@ -165,14 +170,17 @@ function denyRules(spec: SeccompSpec): DenyRule[] {
     // are exact. An allow-list rather than a deny-list: every other family (packet, vsock,
     // bluetooth, key, alg, xdp, can, tipc, rds, ...) is kernel attack surface or a path out of the
     // network namespace (vsock reaches the hypervisor or, under WSL2, Windows); no build needs one.
-    { names: ['socket', 'socketpair'], when: socketDenial(spec) },
+    ...(spec.denyUnixSocketCreation
+      ? [{ names: ['socket'], when: socketDenial(spec, false) }, { names: ['socketpair'], when: socketDenial(spec, true) }]
+      : [{ names: ['socket', 'socketpair'], when: socketDenial(spec, true) }]),
   ];
 }
 
-function socketDenial(spec: SeccompSpec): Condition {
-  // AF_UNIX always: builds, test runners and Node's execSync need it; the mount view decides which
-  // host sockets are reachable. IP: see denyIpSockets.
-  const families = [AF_UNIX, AF_NETLINK];
+function socketDenial(spec: SeccompSpec, unix: boolean): Condition {
+  // AF_UNIX: builds, test runners and Node's execSync need it; the mount view decides which host
+  // sockets are reachable. Without a mount view (denyUnixSocketCreation) only socketpair keeps it:
+  // a socket() is the first step of connect() to a host service's socket. IP: see denyIpSockets.
+  const families = unix ? [AF_UNIX, AF_NETLINK] : [AF_NETLINK];
   if (!spec.denyIpSockets) families.push(AF_INET, AF_INET6);
   const familyNotAllowed: ArgTest = { arg: 0, lowNotIn: families };
   if (spec.network !== 'off') return familyNotAllowed;
