@@ -26,7 +26,7 @@ import type { ResolvedPolicy } from '../policy/types.js';
 import { type Ace, OICI, ace, aceToSddl } from './acl.js';
 import {
   AMBIENT_DENY, DELETE, FILE_DELETE_CHILD, GENERIC_ALL, MODIFY, PROTECT_DENY, READ_CONTROL, READ_EXECUTE,
-  SECRET_DENY, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES, SYNCHRONIZE,
+  SECRET_DENY, FILE_ALL_ACCESS, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES, SYNCHRONIZE,
 } from './rights.js';
 import { SID, deriveSyntheticSid, workspaceKey } from './sids.js';
 import { type AccountNames, DEFAULT_ACCOUNT_NAMES, type FirewallRule, type InstallState } from './types.js';
@@ -191,11 +191,6 @@ export function compileSetupPlan(settings: WindowsSetupSettings, facts: SetupFac
   steps.push({ kind: 'hide-user', id: id('hide-offline'), name: names.offlineUser });
   steps.push({ kind: 'hide-user', id: id('hide-online'), name: names.onlineUser });
   steps.push({ kind: 'deny-logon-rights', id: id('logon-rights'), principal: PRINCIPAL.group, rights: [...DENIED_LOGON_RIGHTS] });
-  steps.push({
-    kind: 'store-credentials', id: id('credentials'), path: credentialPath, users: [names.offlineUser, names.onlineUser],
-    sddl: `O:BAD:P(D;;FA;;;${PRINCIPAL.group})(A;;FA;;;SY)(A;;FA;;;BA)(A;;FR;;;${PRINCIPAL.realUser})`,
-  });
-
   // Network: the broad block first, then the narrow rules, then the broad one goes. At every
   // point the offline identity is at least as fenced as at the end: a crash fails closed.
   const rules = offlineFirewallRules(settings.proxyPorts, PRINCIPAL.offline, PRINCIPAL.fence);
@@ -204,6 +199,12 @@ export function compileSetupPlan(settings: WindowsSetupSettings, facts: SetupFac
   steps.push({ kind: 'remove-firewall-rule', id: id('fw-remove-broad'), name: rules.broad.name });
   const probePort = settings.proxyPorts.first > 1024 ? settings.proxyPorts.first - 1 : settings.proxyPorts.last + 1;
   steps.push({ kind: 'verify-network-fence', id: id('fw-verify'), user: names.offlineUser, address: '127.0.0.1', port: probePort });
+
+  // Credentials only once the offline identity is fenced.
+  steps.push({
+    kind: 'store-credentials', id: id('credentials'), path: credentialPath, users: [names.offlineUser, names.onlineUser],
+    sddl: `O:BAD:P(D;;FA;;;${PRINCIPAL.group})(A;;FA;;;SY)(A;;FA;;;BA)(A;;FR;;;${PRINCIPAL.realUser})`,
+  });
 
   // Reads: the sandbox has no right on the user's profile until granted. List the profile root
   // (no inheritance, so later children get nothing); read every child but the secrets.
@@ -281,7 +282,7 @@ export function assignSlot(table: Readonly<Record<string, number>>, workspace: s
 export type Tier = 'elevated' | 'reduced';
 
 export type AclStep =
-  | { kind: 'ensure-dir'; path: string; reason: string }
+  | { kind: 'ensure-dir'; path: string; reason: string; scratch?: boolean }
   | { kind: 'remove-aces'; path: string; aces: Ace[]; reason: string }
   | { kind: 'protect-multilink'; root: string; reason: string }
   | { kind: 'add-aces'; path: string; aces: Ace[]; reason: string };
@@ -451,7 +452,7 @@ export function compileCommandPlan(policy: ResolvedPolicy, ctx: CommandContext):
   const denyPrincipals = elevated ? [group!, cap] : [cap];
   const steps: AclStep[] = [];
 
-  for (const root of policy.writableRoots) if (root.reason === 'tmp') steps.push({ kind: 'ensure-dir', path: root.path, reason: 'private temporary directory' });
+  for (const root of policy.writableRoots) if (root.reason === 'tmp') steps.push({ kind: 'ensure-dir', path: root.path, reason: 'private temporary directory', scratch: true });
   for (const p of policy.protected) {
     if (!p.exists && p.kind === 'dir') steps.push({ kind: 'ensure-dir', path: p.path, reason: `materialise ${p.reason} so its deny ACE exists before the command` });
   }
@@ -466,7 +467,13 @@ export function compileCommandPlan(policy: ResolvedPolicy, ctx: CommandContext):
       ace('allow', cap, MODIFY, OICI),
       ...denyPrincipals.map((sid) => ace('deny', sid, DELETE, 0)),
     ];
-    if (elevated) aces.push(ace('allow', SID.OwnerRights, READ_CONTROL, OICI));
+    if (elevated) {
+      // OWNER RIGHTS replaces the owner's implicit READ_CONTROL|WRITE_DAC, so the sandbox cannot
+      // re-ACL files it created. The real user may hold WRITE_DAC only through ownership (a
+      // directory made at a drive root grants Authenticated Users "modify" and nothing more), so
+      // the user gets it back explicitly.
+      aces.push(ace('allow', SID.OwnerRights, READ_CONTROL, OICI), ace('allow', ctx.caller.sid, FILE_ALL_ACCESS, OICI));
+    }
     steps.push({ kind: 'add-aces', path: root.path, aces, reason: `writable root (${root.reason})` });
   }
   for (const p of policy.protected) {

@@ -9,7 +9,7 @@ import type { Ace } from '../acl.js';
 import type { FirewallRule } from '../types.js';
 
 export type Change =
-  | { op: 'created-dir'; path: string }
+  | { op: 'created-dir'; path: string; tree?: boolean }
   | { op: 'wrote-file'; path: string }
   | { op: 'created-group'; name: string; sid?: string }
   | { op: 'created-user'; name: string; sid?: string }

@@ -21,21 +21,23 @@ export interface PrepareReport {
 export async function prepareCommand(plan: CommandPlan, sys: WindowsSystem, store: ManifestStore, options: { multiLinkBudget?: number } = {}): Promise<PrepareReport> {
   const journal = await Journal.open(store);
   const report: PrepareReport = { createdDirs: [], stampedPaths: [], frozenMultiLink: [], unchanged: 0 };
-  const ensureDir = async (dir: string) => {
+  const ensureDir = async (dir: string, tree: boolean) => {
     const missing: string[] = [];
     for (let d = dir; !(await sys.pathInfo(d)); d = win.dirname(d)) {
       if (win.dirname(d) === d) throw new Error(`${dir}: the drive does not exist`);
       missing.unshift(d);
     }
     for (const d of missing) {
-      await journal.record({ op: 'created-dir', path: d }, () => sys.createDirectory(d));
+      await journal.record({ op: 'created-dir', path: d, ...(tree ? { tree: true } : {}) }, () => sys.createDirectory(d));
       report.createdDirs.push(d);
     }
   };
   for (const step of plan.aclSteps) {
     switch (step.kind) {
       case 'ensure-dir':
-        await ensureDir(step.path);
+        // cordon's scratch directories are removed with their contents on uninstall; a materialised
+        // protected directory only if it is still empty.
+        await ensureDir(step.path, step.scratch === true);
         break;
       case 'remove-aces': {
         if (!(await sys.pathInfo(step.path))) break;

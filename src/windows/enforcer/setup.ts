@@ -68,7 +68,11 @@ export async function runSetup(plan: SetupPlan, sys: WindowsSystem, store: Manif
   if (!me.elevated) throw new SetupError('preflight', 'cordon setup must run as an administrator (elevated); re-run it from an elevated prompt', false);
   // cordon's machine directory holds the manifest itself, so it exists before the journal does and
   // is removed by uninstall after the journal is empty.
-  if (!(await sys.pathInfo(plan.programDataDir))) await sys.createDirectory(plan.programDataDir, plan.programDataSddl);
+  try {
+    if (!(await sys.pathInfo(plan.programDataDir))) await sys.createDirectory(plan.programDataDir, plan.programDataSddl);
+  } catch (e) {
+    throw new SetupError('state-dir', `setup could not create ${plan.programDataDir}: ${e instanceof Error ? e.message : String(e)}; nothing was changed`, true, { cause: e });
+  }
   const previous = await store.load();
   const ours = new Set(previous.flatMap((r) => (r.kind === 'intent' && (r.change.op === 'created-group' || r.change.op === 'created-user') ? [r.change.name.toUpperCase()] : [])));
   const journal = await Journal.open(store);

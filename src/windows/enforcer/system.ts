@@ -21,6 +21,7 @@ export const ERROR = {
   FILE_NOT_FOUND: 2,
   PATH_NOT_FOUND: 3,
   ALREADY_EXISTS: 183,
+  DIR_NOT_EMPTY: 145,
   ALIAS_EXISTS: 1379,
   MEMBER_IN_ALIAS: 1378,
   NONE_MAPPED: 1332,
@@ -89,6 +90,8 @@ export interface WindowsSystem {
   readFile(path: string): Promise<Buffer | null>;
   removeFile(path: string): Promise<void>;
   removeDirectory(path: string): Promise<void>;
+  /** Removes a directory and everything under it; links are removed, never followed. */
+  removeTree(path: string): Promise<void>;
   /** The whole DACL of a path (explicit and inherited, in stored order); null for a NULL DACL. */
   dacl(path: string): Promise<Ace[] | null>;
   /** Entries of a directory (reparse points not followed). */

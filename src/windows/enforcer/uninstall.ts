@@ -19,7 +19,7 @@ function isGone(e: unknown): boolean {
 
 export function describeUndo(change: Change): string {
   switch (change.op) {
-    case 'created-dir': return `remove directory ${change.path}`;
+    case 'created-dir': return change.tree ? `remove ${change.path} and its contents` : `remove directory ${change.path} if still empty`;
     case 'wrote-file': return `delete file ${change.path}`;
     case 'created-group': return `delete local group ${change.name}`;
     case 'created-user': return `delete local user ${change.name} and its profile`;
@@ -35,7 +35,18 @@ export function describeUndo(change: Change): string {
 export async function undoChange(sys: WindowsSystem, change: Change): Promise<void> {
   switch (change.op) {
     case 'created-dir':
-      if (await sys.pathInfo(change.path)) await sys.removeDirectory(change.path);
+      if (!(await sys.pathInfo(change.path))) return;
+      if (change.tree) {
+        await sys.removeTree(change.path);
+        return;
+      }
+      try {
+        await sys.removeDirectory(change.path);
+      } catch (e) {
+        // cordon made it empty; whatever is in it now is the user's, so it stays.
+        if (e instanceof Win32Error && e.code === ERROR.DIR_NOT_EMPTY) return;
+        throw e;
+      }
       return;
     case 'wrote-file':
       if (await sys.pathInfo(change.path)) await sys.removeFile(change.path);

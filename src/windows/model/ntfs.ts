@@ -374,6 +374,17 @@ export class FileSystem {
     this.unlink(r.dirent);
   }
 
+  /** Deletes a tree as `token`, children first; reparse points are deleted, not followed. */
+  deleteTree(token: Token, path: string): void {
+    const r = this.resolve(path, false);
+    if (!r.dirent) return;
+    const node = r.dirent.node;
+    if (node.kind === 'dir' && !node.reparse) {
+      for (const e of [...node.children!.values()]) this.deleteTree(token, joinPath(r.path, e.name));
+    }
+    this.delete(token, r.path);
+  }
+
   /** MoveFileEx: DELETE on the source, add-entry on the target directory, DELETE on a replaced target. */
   rename(token: Token, from: string, to: string, options: { replace?: boolean } = {}): void {
     const src = this.resolve(from, false);

@@ -167,6 +167,8 @@ export class ModelWindowsSystem implements WindowsSystem {
   async deleteUserProfile(sid: string): Promise<void> {
     wrap('DeleteProfileW', () => {
       this.machine.requireAdmin(this.caller, 'DeleteProfileW');
+      const user = [...this.machine.users.values()].find((u) => u.sid === sid);
+      if (user && this.machine.profiles.has(sid)) this.machine.fs.deleteTree(this.machine.systemToken(), `C:\\Users\\${user.name}`);
       this.machine.profiles.delete(sid);
     });
   }
@@ -228,6 +230,10 @@ export class ModelWindowsSystem implements WindowsSystem {
 
   async listDirectory(path: string): Promise<{ name: string; kind: 'file' | 'dir'; reparse: boolean }[]> {
     return wrap('FindFirstFileExW', () => this.machine.fs.list(path).map((e) => ({ name: e.name, kind: e.kind, reparse: e.reparse !== undefined })));
+  }
+
+  async removeTree(path: string): Promise<void> {
+    wrap('DeleteFileW', () => this.machine.fs.deleteTree(this.caller, path));
   }
 
   async explicitAces(path: string): Promise<Ace[]> {
