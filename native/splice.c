@@ -194,6 +194,9 @@ static void call_done(napi_env env, napi_value js_cb, void *context, void *data)
   }
   list_remove(r);
   r->finished = 1;
+  // Nothing wakes a finished relay: release its eventfd now rather than at garbage collection.
+  close(r->wake);
+  r->wake = -1;
   if (env != NULL && js_cb != NULL) {
     napi_value argv[4], undefined;
     napi_create_int32(env, r->error, &argv[0]);

@@ -104,7 +104,7 @@ export function classifyAddress(ip: IpAddress, hostAddresses: readonly IpAddress
     if (c) return { cls: c.cls, detail: `${ip.text} embeds ${inner.text} (${c.detail})` };
   }
   if (hostAddresses.some((h) => h.family === ip.family && h.text === ip.text)) {
-    return { cls: 'this host', detail: `an address of this host's network interfaces` };
+    return { cls: 'this host', detail: `an address of this host's own network interfaces` };
   }
   return null;
 }
@@ -123,7 +123,15 @@ export function localInterfaceAddresses(): IpAddress[] {
 
 export type AddressVerdict =
   | { ok: true; address: IpAddress; /** The explicit allow rule that admitted a special address. */ rule: string | null }
-  | { ok: false; address: IpAddress | null; reason: string; rule: string | null };
+  | {
+      ok: false;
+      address: IpAddress | null;
+      /** e.g. `127.0.0.1 is a loopback address (loopback 127.0.0.0/8), refused unless allowed explicitly`. */
+      reason: string;
+      /** The same without the address, e.g. `a loopback address (…), refused unless allowed explicitly`. */
+      why: string;
+      rule: string | null;
+    };
 
 /**
  * May this resolved address be dialled for a request to port `port`? Deny rules on addresses
@@ -131,28 +139,28 @@ export type AddressVerdict =
  */
 export function checkAddress(rules: NetworkRules, address: string, port: number, hostAddresses: readonly IpAddress[]): AddressVerdict {
   const ip = parseIpAddress(address);
-  if (!ip) return { ok: false, address: null, reason: `resolver returned an invalid address`, rule: null };
+  if (!ip) return { ok: false, address: null, reason: `${address} is not an IP address`, why: 'not an IP address', rule: null };
   // Judge an IPv6 that embeds an IPv4 by the IPv4 for the rules too, so `deny 10.0.0.0/8` holds.
-  const forms = [ip, ...(embeddedIpv4(ip) ? [embeddedIpv4(ip)!] : [])];
-  for (const f of forms) {
+  const inner = embeddedIpv4(ip);
+  for (const f of inner ? [ip, inner] : [ip]) {
     const denied = deniedAddressRule(rules, f, port);
-    if (denied) return { ok: false, address: ip, reason: `${ip.text} matches the network deny rule "${denied.source}"`, rule: denied.source };
+    if (denied) {
+      const why = `matched by the network deny rule "${denied.source}"`;
+      return { ok: false, address: ip, reason: `${ip.text} is ${why}`, why, rule: denied.source };
+    }
   }
   const special = classifyAddress(ip, hostAddresses);
   if (!special) return { ok: true, address: ip, rule: null };
   const explicit = explicitAddressRule(rules, ip, port);
   if (explicit) return { ok: true, address: ip, rule: explicit.source };
-  return {
-    ok: false,
-    address: ip,
-    reason: `${ip.text} is ${special.cls === 'this host' ? '' : 'a '}${special.cls} address (${special.detail}), refused unless allowed explicitly`,
-    rule: null,
-  };
+  const what = special.cls === 'this host' ? special.detail : `a ${special.cls} address (${special.detail})`;
+  const why = `${what}, refused unless allowed explicitly`;
+  return { ok: false, address: ip, reason: `${ip.text} is ${why}`, why, rule: null };
 }
 
 export type DialChoice =
   | { ok: true; addresses: IpAddress[]; rules: (string | null)[] }
-  | { ok: false; reason: string; rule: string | null };
+  | { ok: false; reason: string; rule: string | null; address: IpAddress | null };
 
 /**
  * Filter the addresses a name resolved to, keeping the resolver's order. Refused when none are
@@ -165,10 +173,10 @@ export function chooseDialAddresses(
   port: number,
   hostAddresses: readonly IpAddress[],
 ): DialChoice {
-  if (addresses.length === 0) return { ok: false, reason: `${host} did not resolve to any address`, rule: null };
+  if (addresses.length === 0) return { ok: false, reason: `${host} did not resolve to any address`, rule: null, address: null };
   const keep: IpAddress[] = [];
   const keepRules: (string | null)[] = [];
-  let firstRefusal: { reason: string; rule: string | null } | null = null;
+  let firstRefusal: Extract<AddressVerdict, { ok: false }> | null = null;
   for (const a of addresses) {
     const v = checkAddress(rules, a, port, hostAddresses);
     if (v.ok) {
@@ -177,9 +185,12 @@ export function chooseDialAddresses(
         keepRules.push(v.rule);
       }
     } else {
-      firstRefusal ??= { reason: v.reason, rule: v.rule };
+      firstRefusal ??= v;
     }
   }
   if (keep.length > 0) return { ok: true, addresses: keep, rules: keepRules };
-  return { ok: false, reason: `${host} resolves to ${firstRefusal!.reason}`, rule: firstRefusal!.rule };
+  const r = firstRefusal!;
+  const literal = r.address !== null && (host === r.address.text || host === `[${r.address.text}]`);
+  const reason = literal ? r.reason : `${host} resolves to ${r.address?.text ?? 'an invalid address'}, ${r.why}`;
+  return { ok: false, reason, rule: r.rule, address: r.address };
 }

@@ -101,6 +101,16 @@ class DialError extends Error {
   }
 }
 
+/** One client's handshake on the proxy listener. */
+interface Handshake {
+  socket: net.Socket;
+  reader: HandshakeReader;
+  timedOut: boolean;
+  /** The socket was handed on (to a relay, or to a closing answer); nothing else may close it. */
+  settled: boolean;
+  handshakeDone: () => void;
+}
+
 /** Accumulates a client's first bytes until a handshake parser is satisfied. */
 class HandshakeReader {
   buf: Buffer = Buffer.alloc(0);
@@ -139,6 +149,9 @@ class HandshakeReader {
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);
     this.socket.pause();
+    // Whoever still waits for bytes (e.g. after a timeout answered the client) gives up.
+    this.finished = true;
+    this.wake(false);
     return this.buf.subarray(consumed);
   }
 }
@@ -233,10 +246,10 @@ export class EgressProxy extends EventEmitter {
       return r.done;
     });
     await Promise.allSettled(relaysDone);
+    // A socket leaves the set on 'close', so every one still here has that event ahead of it.
     const closing = [...this.sockets].map(
       (s) =>
         new Promise<void>((resolve) => {
-          if (s.closed) return resolve();
           s.once('close', () => resolve());
           s.destroy();
         }),
@@ -316,11 +329,13 @@ export class EgressProxy extends EventEmitter {
     }
     const choice = chooseDialAddresses(this.rules, label, addresses, port, this.hostAddressesOf());
     if (!choice.ok) {
-      const isAddressRule = choice.rule !== null;
-      const firstAddress = addresses.map((a) => parseIpAddress(a)).find((a) => a !== null);
-      const fix = isAddressRule
-        ? 'the policy\'s network.deny list blocks that address'
-        : `to allow it, add --allow-domain ${firstAddress ? (firstAddress.family === 6 ? `[${firstAddress.text}]` : firstAddress.text) : label} or network.allow in the policy`;
+      const a = choice.address;
+      const fix =
+        choice.rule !== null
+          ? "the policy's network.deny list blocks that address"
+          : a
+            ? `to allow that address, add --allow-domain ${a.family === 6 ? `[${a.text}]` : a.text} or network.allow in the policy`
+            : 'check the name';
       throw new DialError(choice.reason, 'refused', null, choice.rule, fix);
     }
     let lastError: DialError | null = null;
@@ -374,14 +389,20 @@ export class EgressProxy extends EventEmitter {
 
   private async handleProxyClient(socket: net.Socket): Promise<void> {
     const reader = new HandshakeReader(socket);
-    let timedOut = false;
     let isHttp = true;
+    const conn: Handshake = {
+      socket,
+      reader,
+      timedOut: false,
+      settled: false,
+      handshakeDone: () => clearTimeout(timer),
+    };
     const timer = setTimeout(() => {
-      timedOut = true;
+      conn.timedOut = true;
       // A client that never finishes its request gets an answer if it spoke HTTP, then is gone.
       if (isHttp && reader.buf.length > 0 && !socket.destroyed) {
-        reader.detach(0);
-        socket.end(simpleResponse(408, 'Request Timeout', 'cordon: the request was not completed in time'), () => lingeringClose(socket));
+        conn.settled = true;
+        this.finish(conn, simpleResponse(408, 'Request Timeout', 'cordon: the request was not completed in time'));
       } else {
         socket.destroy();
       }
@@ -391,22 +412,40 @@ export class EgressProxy extends EventEmitter {
       const first = reader.buf[0]!;
       if (first === 0x05) {
         isHttp = false;
-        await this.handleSocks(socket, reader, () => clearTimeout(timer), () => timedOut);
+        await this.handleSocks(conn);
       } else if (first === 0x04) {
         isHttp = false;
         // SOCKS4: "request rejected"; only SOCKS5 carries names reliably (socks5h://).
-        socket.end(Buffer.from([0x00, 0x5b, 0, 0, 0, 0, 0, 0]));
+        this.finish(conn, Buffer.from([0x00, 0x5b, 0, 0, 0, 0, 0, 0]));
       } else {
-        await this.handleHttp(socket, reader, () => clearTimeout(timer), () => timedOut);
+        await this.handleHttp(conn);
       }
     } catch {
       socket.destroy();
     } finally {
       clearTimeout(timer);
+      // Every way out of a handshake either handed the socket on (relay, answer) or ends it here:
+      // a client that half-closed mid-request must not leave a socket behind.
+      if (!conn.settled) socket.destroy();
     }
   }
 
-  private async handleHttp(socket: net.Socket, reader: HandshakeReader, handshakeDone: () => void, timedOut: () => boolean): Promise<void> {
+  /** Send a last message and close without losing it (see lingeringClose). */
+  private finish(conn: Handshake, last: Buffer): Promise<void> {
+    conn.settled = true;
+    conn.reader.detach(0);
+    const socket = conn.socket;
+    if (socket.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve) =>
+      socket.end(last, () => {
+        lingeringClose(socket);
+        resolve();
+      }),
+    );
+  }
+
+  private async handleHttp(conn: Handshake): Promise<void> {
+    const { socket, reader } = conn;
     let head: RequestHead;
     for (;;) {
       const parsed = parseRequestHead(reader.buf);
@@ -416,11 +455,11 @@ export class EgressProxy extends EventEmitter {
       }
       if (parsed.kind === 'error') {
         const phrase = parsed.status === 431 ? 'Request Header Fields Too Large' : parsed.status === 505 ? 'HTTP Version Not Supported' : 'Bad Request';
-        return this.reply(socket, reader, parsed.status, phrase, `cordon proxy: ${parsed.message}`);
+        return this.reply(conn, parsed.status, phrase, `cordon proxy: ${parsed.message}`);
       }
-      if (!(await reader.more()) || timedOut()) return;
+      if (!(await reader.more()) || conn.timedOut) return;
     }
-    handshakeDone();
+    conn.handshakeDone();
 
     const isConnect = head.method === 'CONNECT';
     let hostText: string;
@@ -429,34 +468,35 @@ export class EgressProxy extends EventEmitter {
     let authority = '';
     if (isConnect) {
       const a = parseAuthority(head.target);
-      if ('error' in a) return this.reply(socket, reader, 400, 'Bad Request', `cordon proxy: malformed CONNECT target: ${a.error}`);
+      if ('error' in a) return this.reply(conn, 400, 'Bad Request', `cordon proxy: malformed CONNECT target: ${a.error}`);
       hostText = a.host;
       port = a.port;
     } else {
       const t = parseAbsoluteTarget(head.target);
-      if ('error' in t) return this.reply(socket, reader, 400, 'Bad Request', `cordon proxy: ${t.error}`);
+      if ('error' in t) return this.reply(conn, 400, 'Bad Request', `cordon proxy: ${t.error}`);
       ({ host: hostText, port, path, authority } = t);
     }
     const protocol: DenialProtocol = isConnect ? 'connect' : 'http';
     const host = canonicalHost(hostText);
     if ('error' in host) {
       const d = this.record({ host: hostText, port, rule: null, reason: `invalid host: ${host.error}`, fix: 'request a valid host name or IP address', protocol });
-      return this.refuseHttp(socket, reader, d);
+      return this.refuseHttp(conn, d);
     }
     const denial = this.check(host, port, protocol);
-    if (denial) return this.refuseHttp(socket, reader, denial);
+    if (denial) return this.refuseHttp(conn, denial);
 
     let upstream: net.Socket;
     try {
       upstream = await this.dial(host, port);
     } catch (e) {
-      return this.dialFailedHttp(socket, reader, e, host, port, protocol);
+      return this.dialFailedHttp(conn, e, host, port, protocol);
     }
     if (socket.destroyed || this.closed) {
       upstream.destroy();
       return;
     }
     const leftover = reader.detach(head.length);
+    this.counters.bytesFromClients += leftover.length;
     if (isConnect) {
       await write(socket, Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1'));
       await write(upstream, leftover);
@@ -465,70 +505,57 @@ export class EgressProxy extends EventEmitter {
       await write(upstream, leftover.length ? Buffer.concat([rewritten, leftover]) : rewritten);
     }
     if (socket.destroyed || upstream.destroyed) {
-      socket.destroy();
       upstream.destroy();
       return;
     }
+    conn.settled = true;
     this.relay(socket, upstream);
   }
 
-  private dialFailedHttp(socket: net.Socket, reader: HandshakeReader, e: unknown, host: RequestHost, port: number, protocol: DenialProtocol): Promise<void> {
+  private dialFailedHttp(conn: Handshake, e: unknown, host: RequestHost, port: number, protocol: DenialProtocol): Promise<void> {
     if (e instanceof DialError && e.kind === 'refused') {
       const d = this.record({ host: formatRequestHost(host), port, rule: e.rule, reason: e.message, fix: e.fix, protocol });
-      return this.refuseHttp(socket, reader, d);
+      return this.refuseHttp(conn, d);
     }
     const err = e instanceof DialError ? e : new DialError(String(e), 'connect', null);
-    if (err.kind === 'timeout') return this.reply(socket, reader, 504, 'Gateway Timeout', `cordon proxy: ${err.message}`);
-    return this.reply(socket, reader, 502, 'Bad Gateway', `cordon proxy: ${err.message}`);
+    if (err.kind === 'timeout') return this.reply(conn, 504, 'Gateway Timeout', `cordon proxy: ${err.message}`);
+    return this.reply(conn, 502, 'Bad Gateway', `cordon proxy: ${err.message}`);
   }
 
-  private refuseHttp(socket: net.Socket, reader: HandshakeReader, d: Denial): Promise<void> {
+  private refuseHttp(conn: Handshake, d: Denial): Promise<void> {
     // The status line carries the reason too: for CONNECT most clients show only that line.
-    return this.reply(socket, reader, 403, `Forbidden by cordon: ${d.reason}`.slice(0, 200), `cordon: ${d.reason}; ${d.fix}`, [
+    return this.reply(conn, 403, `Forbidden by cordon: ${d.reason}`.slice(0, 200), `cordon: ${d.reason}; ${d.fix}`, [
       ['X-Proxy-Error', 'blocked-by-cordon'],
     ]);
   }
 
-  private async reply(socket: net.Socket, reader: HandshakeReader, status: number, phrase: string, body: string, headers: [string, string][] = []): Promise<void> {
-    reader.detach(0);
-    if (socket.destroyed) return;
-    await new Promise<void>((resolve) => socket.end(simpleResponse(status, phrase, body, headers), () => resolve()));
-    lingeringClose(socket);
+  private reply(conn: Handshake, status: number, phrase: string, body: string, headers: [string, string][] = []): Promise<void> {
+    return this.finish(conn, simpleResponse(status, phrase, body, headers));
   }
 
-  private async handleSocks(socket: net.Socket, reader: HandshakeReader, handshakeDone: () => void, timedOut: () => boolean): Promise<void> {
+  private async handleSocks(conn: Handshake): Promise<void> {
+    const { socket, reader } = conn;
     let consumed: number;
     for (;;) {
       const g = parseGreeting(reader.buf);
       if (g.kind === 'ok') {
-        if (!g.methods.includes(0x00)) {
-          reader.detach(0);
-          socket.end(Buffer.from([0x05, 0xff]));
-          return;
-        }
+        // Only "no authentication": the listener is reachable from inside the sandbox alone.
+        if (!g.methods.includes(0x00)) return void this.finish(conn, Buffer.from([0x05, 0xff]));
         consumed = g.length;
         break;
       }
-      if (g.kind === 'error') {
-        reader.detach(0);
-        socket.destroy();
-        return;
-      }
-      if (!(await reader.more()) || timedOut()) return;
+      if (g.kind === 'error') return;
+      if (!(await reader.more()) || conn.timedOut) return;
     }
     await write(socket, Buffer.from([0x05, 0x00]));
     let request: ReturnType<typeof parseRequest>;
     for (;;) {
       request = parseRequest(reader.buf.subarray(consumed));
       if (request.kind !== 'incomplete') break;
-      if (!(await reader.more()) || timedOut()) return;
+      if (!(await reader.more()) || conn.timedOut) return;
     }
-    handshakeDone();
-    const refuse = async (code: number) => {
-      reader.detach(0);
-      if (!socket.destroyed) await new Promise<void>((resolve) => socket.end(encodeReply(code), () => resolve()));
-      socket.destroy();
-    };
+    conn.handshakeDone();
+    const refuse = (code: number) => this.finish(conn, encodeReply(code));
     if (request.kind === 'error') return refuse(request.reply);
     if (request.command !== 0x01) return refuse(SocksReply.commandNotSupported);
     const host = request.host;
@@ -553,13 +580,14 @@ export class EgressProxy extends EventEmitter {
       return;
     }
     const leftover = reader.detach(consumed + request.length);
+    this.counters.bytesFromClients += leftover.length;
     await write(socket, encodeReply(SocksReply.succeeded));
     await write(upstream, leftover);
     if (socket.destroyed || upstream.destroyed) {
-      socket.destroy();
       upstream.destroy();
       return;
     }
+    conn.settled = true;
     this.relay(socket, upstream);
   }
 
