@@ -2,9 +2,9 @@
 // srt and Codex on the workloads of issue 5, medians and ratios, peak memory, and the goals.
 // Columns are interleaved round-robin (rotating the start) so drift hits every column alike.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir, totalmem, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Column, ColumnRunner } from './columns.js';
 import { REPO_ROOT, findOnPath, writableStateDir } from './layout.js';
@@ -31,14 +31,16 @@ interface Options {
   install: boolean;
   memory: boolean;
   network: boolean;
+  /** Where the per-column workspaces are created (default: the OS temp dir). */
+  workspaceRoot: string;
 }
 
-const USAGE = `usage: node dist/bench/run.js [--quick] [--runs-scale=X] [--columns=a,b] [--workloads=a,b] [--no-install] [--no-memory] [--no-network]
+const USAGE = `usage: node dist/bench/run.js [--quick] [--runs-scale=X] [--columns=a,b] [--workloads=a,b] [--workspace-root=DIR] [--no-install] [--no-memory] [--no-network]
   columns:   ${COLUMNS.map((column) => column.id).join(', ')}
   workloads: ${WORKLOADS.map((workload) => workload.id).join(', ')}`;
 
 function parseOptions(argv: readonly string[]): Options {
-  const options: Options = { runsScale: 1, columns: null, workloads: null, install: true, memory: true, network: true };
+  const options: Options = { runsScale: 1, columns: null, workloads: null, install: true, memory: true, network: true, workspaceRoot: tmpdir() };
   const idList = (flag: string, value: string, known: readonly string[]): Set<string> => {
     const ids = value.split(',').filter((id) => id !== '');
     const unknown = ids.filter((id) => !known.includes(id));
@@ -56,7 +58,10 @@ function parseOptions(argv: readonly string[]): Options {
       options.runsScale = scale;
     } else if (flag === '--columns') options.columns = idList(flag, value, COLUMNS.map((column) => column.id));
     else if (flag === '--workloads') options.workloads = idList(flag, value, WORKLOADS.map((workload) => workload.id));
-    else if (flag === '--no-install') options.install = false;
+    else if (flag === '--workspace-root') {
+      if (!value || !existsSync(value) || !statSync(value).isDirectory()) throw new Error(`--workspace-root: ${JSON.stringify(value)} is not an existing directory`);
+      options.workspaceRoot = resolve(value);
+    } else if (flag === '--no-install') options.install = false;
     else if (flag === '--no-memory') options.memory = false;
     else if (flag === '--no-network') options.network = false;
     else if (flag === '--help' || flag === '-h') {
@@ -75,7 +80,7 @@ function commandOutput(file: string, args: string[]): string {
   }
 }
 
-function machineFacts(): string[] {
+function machineFacts(workspaceRoot: string): string[] {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const versions = peerVersions();
   const user = userInfo();
@@ -85,6 +90,7 @@ function machineFacts(): string[] {
     `- node ${process.version}, ${commandOutput('/usr/bin/bwrap', ['--version'])}, ${commandOutput('git', ['--version'])}, ${commandOutput('python3', ['--version'])}`,
     `- peers: @anthropic-ai/sandbox-runtime ${versions.srt ?? 'not installed'}, @openai/codex ${versions.codex ?? 'not installed'}`,
     `- cordon at ${cordonCommit}; run as ${user.username} (uid ${user.uid}); ${new Date().toISOString()}`,
+    `- workspaces in ${workspaceRoot} (${commandOutput('stat', ['-f', '-c', '%T', workspaceRoot])})`,
   ];
 }
 
@@ -273,7 +279,7 @@ async function main(): Promise<void> {
     if (reason) unavailable.set(column.id, reason);
   }
 
-  const root = mkdtempSync(join(tmpdir(), 'cordon-bench-'));
+  const root = mkdtempSync(join(options.workspaceRoot, 'cordon-bench-'));
   const rows = new Map<string, Row>();
   const setupNotes: string[] = [];
   const started = Date.now();
@@ -305,7 +311,7 @@ async function main(): Promise<void> {
   const rowList = [...rows.values()];
   const { table, footnotes } = renderTimingTable(columns, rowList, 'bare');
   const out: string[] = [];
-  out.push('# cordon bench', '', ...machineFacts(), '');
+  out.push('# cordon bench', '', ...machineFacts(options.workspaceRoot), '');
   out.push(
     `Median wall time per workload unit (one command, or the whole 50-command sequence), spawned from one Node process and waited for; in parentheses the ratio to bare exec. Columns interleaved round-robin; total ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     '',
