@@ -48,7 +48,7 @@ enum {
   R_JOB = 50, R_STDIO,
 };
 // Frame kinds sent by cordon.
-enum { F_PLAN = 'P', F_EXEC = 'E', F_SIGNAL = 'S', F_KILL_ALL = 'K', F_RESIZE = 'W' };
+enum { F_PLAN = 'P', F_EXEC = 'E', F_SIGNAL = 'S', F_KILL_ALL = 'K', F_RESIZE = 'W', F_SHUTDOWN = 'X' };
 
 #define MAX_JOBS 64
 #define MAX_TABLE 512
@@ -118,12 +118,12 @@ static void fatal(const char *what) {
   _exit(70);
 }
 
-static void send_handle(int fd, const char *msg_json) {
+// Hands a descriptor to cordon through Node's IPC channel. `type` is Node's handle conversion:
+// net.Server / dgram.Socket for listeners; net.Native for pipes, which cordon wraps itself (a
+// net.Socket would start reading, and reading the write end of a pipe fails with EBADF).
+static void send_handle(int fd, const char *type, const char *msg_json) {
   char text[512];
-  int n = snprintf(text, sizeof text, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Socket\",\"msg\":%s}\n", msg_json);
-  if (strstr(msg_json, "\"listener\"")) // servers and sockets are converted differently by Node
-    n = snprintf(text, sizeof text, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"%s\",\"msg\":%s}\n",
-                 strstr(msg_json, "\"udp\"") ? "dgram.Socket" : "net.Server", msg_json);
+  int n = snprintf(text, sizeof text, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"%s\",\"msg\":%s}\n", type, msg_json);
   char cbuf[CMSG_SPACE(sizeof(int))];
   memset(cbuf, 0, sizeof cbuf);
   struct iovec io = { text, (size_t)n };
@@ -292,7 +292,7 @@ static void open_listeners(unsigned char *p, unsigned char *end) {
     if (!udp && listen(s, 1024) < 0) fatal("listen");
     char msg[96];
     snprintf(msg, sizeof msg, "{\"e\":\"listener\",\"id\":%u,\"proto\":\"%s\"}", id, udp ? "udp" : "tcp");
-    send_handle(s, msg);
+    send_handle(s, udp ? "dgram.Socket" : "net.Server", msg);
     close(s);
   }
 }
@@ -501,8 +501,9 @@ static int recv_fd_over(int sock) {
 
 // Errors before exec reach cordon as execErrno: errno of execvp, or 1000+errno (chdir),
 // 2000+errno (seccomp), 3000+errno (setrlimit).
-// Starts a job from an exec-like frame. stdio[i]: 'i' inherit ours, 'p' pipe handed to cordon, 'n' /dev/null.
-static void start_job(int id, char **argv, char **envp, const char *cwd, int want_pty, const char stdio[3],
+// Starts a job from an exec-like frame. stdio[i] for fds 0..3: 'i' inherit ours, 'p' pipe handed
+// to cordon, 'n' /dev/null, '-' none (fd 3 only: a session's state pipe when 'p').
+static void start_job(int id, char **argv, char **envp, const char *cwd, int want_pty, const char stdio[4],
                       unsigned char *limits, unsigned char *limits_end) {
   struct job *j = NULL;
   for (int i = 0; i < MAX_JOBS && !j; i++) if (!jobs[i].active) j = &jobs[i];
@@ -510,8 +511,8 @@ static void start_job(int id, char **argv, char **envp, const char *cwd, int wan
   memset(j, 0, sizeof *j);
   j->id = id; j->active = 1; j->notify_fd = j->pty_master = -1;
 
-  int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
-  for (int i = 0; i < 3; i++) if (stdio[i] == 'p' && pipe2(pipes[i], O_CLOEXEC) < 0) fatal("pipe2");
+  int pipes[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+  for (int i = 0; i < 4; i++) if (stdio[i] == 'p' && pipe2(pipes[i], O_CLOEXEC) < 0) fatal("pipe2");
   int errpipe[2], fdsock[2];
   if (pipe2(errpipe, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fdsock) < 0) fatal("pipe2");
   char *slave_name = NULL;
@@ -544,6 +545,7 @@ static void start_job(int id, char **argv, char **envp, const char *cwd, int wan
         else if (stdio[i] == 'n') { int n = open("/dev/null", O_RDWR); dup2(n, i); close(n); }
       }
     }
+    if (stdio[3] == 'p') dup2(pipes[3][1], 3);
     if (no_pidns) {
       // Landlock goes on the command only, so its signal scope keeps it from killing us.
       int required = 0;
@@ -565,7 +567,7 @@ static void start_job(int id, char **argv, char **envp, const char *cwd, int wan
     }
     close(fdsock[1]);
     // Nothing but stdio may reach the command: mark every other descriptor close-on-exec.
-    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    syscall(SYS_close_range, stdio[3] == 'p' ? 4U : 3U, ~0U, CLOSE_RANGE_CLOEXEC);
     extern char **environ;
     environ = envp;
     execvp(argv[0], argv);
@@ -584,13 +586,13 @@ static void start_job(int id, char **argv, char **envp, const char *cwd, int wan
     }
   }
   close(fdsock[0]);
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (stdio[i] != 'p') continue;
     int ours = pipes[i][i == 0 ? 1 : 0];
     close(pipes[i][i == 0 ? 0 : 1]);
     char msg[64];
     snprintf(msg, sizeof msg, "{\"e\":\"stdio\",\"job\":%d,\"fd\":%d}", id, i);
-    send_handle(ours, msg);
+    send_handle(ours, "net.Native", msg);
     close(ours);
   }
   emit("{\"e\":\"started\",\"job\":%d,\"pid\":%d}", id, pid);
@@ -662,7 +664,7 @@ static void handle_frame(unsigned char *f, size_t n) {
     if (!plan_frame) { plan_frame = malloc(n); if (!plan_frame) fatal("out of memory"); memcpy(plan_frame, f, n); plan_len = n; }
     break;
   case F_EXEC: {
-    int id = -1, pty = 0; char **argv = NULL, **envp = NULL; char *cwd = NULL; char stdio[3] = {'p', 'p', 'p'};
+    int id = -1, pty = 0; char **argv = NULL, **envp = NULL; char *cwd = NULL; char stdio[4] = {'p', 'p', 'p', '-'};
     unsigned char *keep = malloc(n);
     if (!keep) fatal("out of memory");
     memcpy(keep, f, n); p = keep + 1; end = keep + n; // argv/env point into it for the child's lifetime
@@ -672,7 +674,7 @@ static void handle_frame(unsigned char *f, size_t n) {
       else if (r.type == R_ENV) envp = split_nul(r.data, r.len);
       else if (r.type == R_CWD) cwd = dup_str(r.data, r.len);
       else if (r.type == R_PTY && r.len == 1) pty = r.data[0];
-      else if (r.type == R_STDIO && r.len == 3) memcpy(stdio, r.data, 3);
+      else if (r.type == R_STDIO && (r.len == 3 || r.len == 4)) memcpy(stdio, r.data, r.len);
     }
     if (id >= 0 && argv && argv[0] && envp)
       start_job(id, argv, envp, cwd, pty, stdio, plan_frame + 1, plan_frame + plan_len);
@@ -688,6 +690,9 @@ static void handle_frame(unsigned char *f, size_t n) {
   case F_KILL_ALL:
     if (n == 5) kill_all((int)u32_at(f + 1));
     break;
+  case F_SHUTDOWN: // the session is over: nothing in it survives us
+    kill_all(SIGKILL);
+    _exit(0);
   case F_RESIZE:
     if (n == 9) {
       struct job *j = job_by_id((int)u32_at(f + 1));
@@ -759,7 +764,7 @@ int main(int argc, char **argv) {
 
   if (!session_mode) {
     if (!cmd || !cmd[0] || !envp) { errno = EINVAL; fatal("plan has no command"); }
-    start_job(0, cmd, envp, cwd, pty, "iii", plan_frame + 1, end);
+    start_job(0, cmd, envp, cwd, pty, "iii-", plan_frame + 1, end);
   }
 
   for (;;) {

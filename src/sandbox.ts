@@ -2,19 +2,21 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { homedir, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
-import { HeadTailCapture } from './output.js';
 import { LayerUnavailableError, PolicyError } from './policy/errors.js';
-import { explainSyscall, explainWrite, type Violation } from './policy/explain.js';
 import { loadPolicy, type LoadedPolicy } from './policy/load.js';
 import { resolvePolicy } from './policy/resolve.js';
 import type { PolicyInput, ResolvedPolicy } from './policy/types.js';
 import { hostFacts, userNamespaces, type LinuxHostFacts } from './linux/host.js';
 import { compileLinuxPlan, compileReducedPlan, type LayerReport, type LinuxPlan, type LinuxPlanOptions } from './linux/plan.js';
-import { errnoName, LinuxSandboxProcess, type LinuxOutcome, type StdioMode } from './linux/run.js';
+import { LinuxSandboxProcess } from './linux/run.js';
 import { kernelHasNotify, seccompPlanFor } from './linux/seccomp-plan.js';
+import { LinuxSession } from './linux/session.js';
+import { Session } from './session.js';
+export { Session } from './session.js';
 
 export type { Violation } from './policy/explain.js';
+export type { SpawnOptions, RunOptions, CommandResult, RunResult, SandboxedCommand } from './result.js';
+import { collectOutput, toResult, type RunOptions, type RunResult, type SandboxedCommand, type SpawnOptions } from './result.js';
 export type { LayerReport } from './linux/plan.js';
 
 export interface SandboxOptions {
@@ -36,62 +38,6 @@ export interface SandboxOptions {
   unsafeTestHooks?: Pick<LinuxPlanOptions, 'landlock' | 'unsafeExtraWritableBinds'>;
 }
 
-export interface SpawnOptions {
-  /** Default: ['pipe', 'pipe', 'pipe']. */
-  stdio?: [StdioMode, StdioMode, StdioMode];
-  /** Run on a pseudo-terminal relayed to this process's terminal (interactive shells). */
-  pty?: boolean;
-  /** Wall-clock limit for this command; default: the policy's `limits.timeout`. */
-  timeoutMs?: number | null;
-  /** Extra variables for this command. */
-  env?: Record<string, string>;
-}
-
-export interface RunOptions extends Omit<SpawnOptions, 'stdio' | 'pty'> {
-  /** Written to the command's stdin (then closed). Default: stdin is empty. */
-  input?: string | Buffer;
-  /** Bytes of stdout and of stderr kept (head and tail); default 1 MiB each. */
-  maxOutputBytes?: number;
-}
-
-export interface CommandResult {
-  /** The command's exit status; 128+N if killed by signal N; 124 on timeout; 126/127 if it could not be executed / found. */
-  exitCode: number;
-  /** Name of the signal that ended the command, if one did. */
-  signal: NodeJS.Signals | null;
-  timedOut: boolean;
-  /** What the sandbox denied while the command ran, with the rule that denied it. */
-  violations: Violation[];
-  /** Things worth telling the user (e.g. the command created a file your editor runs). */
-  notices: string[];
-  /** Resources the command used. */
-  usage: { userMs: number; sysMs: number; maxRssKb: number } | null;
-  durationMs: number;
-}
-
-export interface RunResult extends CommandResult {
-  stdout: string;
-  stderr: string;
-  /** Bytes cut from the middle of each stream because of `maxOutputBytes`. */
-  cut: { stdout: number; stderr: number };
-}
-
-const SIGNAL_NAMES = ['', 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM'];
-
-/** A command started with `sandbox.spawn()`. */
-export interface SandboxedCommand {
-  readonly stdin: Writable | null;
-  readonly stdout: Readable | null;
-  readonly stderr: Readable | null;
-  /** Resolves when the command and everything it started have ended. */
-  readonly result: Promise<CommandResult>;
-  /** Send a signal to the command's process group (e.g. 2 for SIGINT). */
-  signal(signo: number): void;
-  resize(rows: number, cols: number): void;
-  /** SIGTERM to everything in the sandbox, SIGKILL after a grace period. */
-  terminate(): void;
-}
-
 /** Turns a setup failure into a message with the fix. */
 export function explainSetupError(message: string): string {
   if (/setting up uid map|creating new namespace|No permissions to creat|Operation not permitted.*namespace|RTM_NEWADDR/i.test(message))
@@ -102,6 +48,7 @@ export function explainSetupError(message: string): string {
 
 export class Sandbox {
   private running = new Set<LinuxSandboxProcess>();
+  private sessions = new Set<Session>();
   private closed = false;
   /** The plan compiled by create() has not been used yet (saves a second resolve for one-shot use). */
   private fresh = true;
@@ -220,66 +167,46 @@ export class Sandbox {
   /** Runs a command to completion and captures its output. */
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const cmd = this.spawn(argv, { timeoutMs: opts.timeoutMs, env: opts.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    const limit = opts.maxOutputBytes ?? 1024 * 1024;
-    const out = new HeadTailCapture(limit);
-    const err = new HeadTailCapture(limit);
-    cmd.stdout!.on('data', (d: Buffer) => out.push(d));
-    cmd.stderr!.on('data', (d: Buffer) => err.push(d));
     if (opts.input !== undefined) {
       cmd.stdin!.on('error', () => undefined); // the command may exit without reading
       cmd.stdin!.end(opts.input);
     }
-    const [r] = await Promise.all([cmd.result, ended(cmd.stdout!), ended(cmd.stderr!)]);
-    return { ...r, stdout: out.text(), stderr: err.text(), cut: { stdout: out.cut, stderr: err.cut } };
+    const { result, stdout, stderr } = await collectOutput(cmd, opts.maxOutputBytes ?? 1024 * 1024);
+    return { ...result, stdout: stdout.text(), stderr: stderr.text(), cut: { stdout: stdout.cut, stderr: stderr.cut } };
   }
 
-  /** Ends every command still running in this sandbox. */
+  /**
+   * Opens a long-lived sandbox in which many commands run (namespaces, mounts and filters are set
+   * up once). `session.exec('cd src && export X=1')` carries the working directory and exported
+   * variables over to the next command; background processes live until the session closes.
+   */
+  async openSession(): Promise<Session> {
+    if (this.closed) throw new Error('this sandbox is closed');
+    if (!this.fresh) this.current = Sandbox.compile(this.loaded, this.opts, { ...this.host, hostSockets: hostFacts().hostSockets }, this.tier);
+    this.fresh = false;
+    const { policy, plan } = this.current;
+    const linux = new LinuxSession(plan, this.host);
+    try {
+      await linux.ready();
+    } catch (e) {
+      throw new LayerUnavailableError(`cordon: ${explainSetupError((e as Error).message)}`);
+    }
+    const session = new Session(linux, policy, plan, this.opts.env?.HOME ?? process.env.HOME ?? homedir());
+    this.sessions.add(session);
+    session.closed.then(() => this.sessions.delete(session), () => undefined);
+    return session;
+  }
+
+  /** Ends every command and session still running in this sandbox. */
   async close(): Promise<void> {
     this.closed = true;
-    const waits = [...this.running].map((p) => {
+    const waits: Promise<unknown>[] = [...this.running].map((p) => {
       p.kill();
       return p.exited;
     });
+    for (const session of this.sessions) waits.push(session.close());
     await Promise.all(waits);
   }
-}
-
-function ended(s: Readable): Promise<void> {
-  return new Promise((r) => {
-    if (s.readableEnded || s.destroyed) return r();
-    s.once('close', () => r());
-  });
-}
-
-function toResult(o: LinuxOutcome, policy: ResolvedPolicy, plan: LinuxPlan, home: string, notices: string[]): CommandResult {
-  let exitCode: number;
-  if (o.timedOut) exitCode = 124;
-  else if (o.execErrno) exitCode = o.execErrno === 2 ? 127 : 126;
-  else if (o.signal !== null) exitCode = 128 + o.signal;
-  else exitCode = o.code ?? 1;
-  if (o.execErrno >= 1000) notices.push(`the command could not be started: ${['chdir', 'seccomp filter', 'resource limit'][Math.floor(o.execErrno / 1000) - 1]} failed (${errnoName(o.execErrno % 1000)})`);
-  const names = plan.seccomp?.names ?? new Map<number, string>();
-  const violations: Violation[] = [];
-  const seen = new Set<string>();
-  for (const v of o.violations) {
-    const name = names.get(v.nr) ?? `syscall ${v.nr}`;
-    const viol = v.kind === 'write' ? explainWrite(policy, v.path!, name, home) : explainSyscall(name);
-    if (!seen.has(viol.message)) {
-      seen.add(viol.message);
-      violations.push(viol);
-    }
-  }
-  if (o.signal === 31)
-    violations.push({ kind: 'syscall', syscall: 'SIGSYS', message: 'the command was killed by the seccomp filter: it made a 32-bit (i386/x32) system call, which the sandbox refuses' });
-  return {
-    exitCode,
-    signal: o.signal !== null ? ((SIGNAL_NAMES[o.signal] ?? `SIG${o.signal}`) as NodeJS.Signals) : null,
-    timedOut: o.timedOut,
-    violations,
-    notices,
-    usage: o.usage,
-    durationMs: o.durationMs,
-  };
 }
 
 /** Removes reduced-tier temp dirs whose cordon process is gone (killed before it could clean up). */

@@ -13,7 +13,7 @@ export const Rec = {
   JOB: 50, STDIO: 51,
 } as const;
 
-export const Frame = { PLAN: 0x50, EXEC: 0x45, SIGNAL: 0x53, KILL_ALL: 0x4b, RESIZE: 0x57 } as const;
+export const Frame = { PLAN: 0x50, EXEC: 0x45, SIGNAL: 0x53, KILL_ALL: 0x4b, RESIZE: 0x57, SHUTDOWN: 0x58 } as const;
 
 /** Linux RLIMIT_* numbers (the same on x86_64 and aarch64). */
 export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 } as const;
@@ -67,6 +67,8 @@ export interface ExecRequest {
   pty?: boolean;
   /** Per stream: inherit the launcher's, a pipe handed back to cordon, or /dev/null. */
   stdio: ['inherit' | 'pipe' | 'null', 'inherit' | 'pipe' | 'null', 'inherit' | 'pipe' | 'null'];
+  /** Open fd 3 in the command as a pipe back to cordon. */
+  statePipe?: boolean;
 }
 
 /** Events the launcher sends (one JSON object per line). */
@@ -77,7 +79,7 @@ export type LauncherEvent =
   | { e: 'violation'; job: number; kind: 'syscall'; nr: number; arg0: number; arg1: number }
   | { e: 'violation'; job: number; kind: 'write'; nr: number; path: string }
   | { e: 'listener'; id: number; proto: 'tcp' | 'udp' }
-  | { e: 'stdio'; job: number; fd: 0 | 1 | 2 }
+  | { e: 'stdio'; job: number; fd: 0 | 1 | 2 | 3 }
   | { e: 'error'; msg: string; errno: number };
 
 class FrameWriter {
@@ -184,7 +186,7 @@ export function encodePlan(plan: LauncherPlan): { c: string } {
 }
 
 export function encodeExec(req: ExecRequest): { c: string } {
-  const stdio = req.stdio.map((s) => (s === 'inherit' ? 'i' : s === 'pipe' ? 'p' : 'n')).join('');
+  const stdio = req.stdio.map((s) => (s === 'inherit' ? 'i' : s === 'pipe' ? 'p' : 'n')).join('') + (req.statePipe ? 'p' : '-');
   const w = new FrameWriter(Frame.EXEC)
     .u32(Rec.JOB, req.job)
     .strings(Rec.ARGV, req.argv)
@@ -204,5 +206,7 @@ function fixed(kind: number, values: number[]): { c: string } {
 
 export const encodeSignal = (job: number, signo: number) => fixed(Frame.SIGNAL, [job, signo]);
 export const encodeKillAll = (signo: number) => fixed(Frame.KILL_ALL, [signo]);
+/** SIGKILL everything in the sandbox and end the launcher (and with it the sandbox). */
+export const encodeShutdown = () => fixed(Frame.SHUTDOWN, []);
 export const encodeResize = (job: number, rows: number, cols: number) =>
   fixed(Frame.RESIZE, [job, ((rows & 0xffff) << 16) | (cols & 0xffff)]);
