@@ -76,8 +76,10 @@ export async function runViaRunner(plan: CommandPlan, user: { name: string; pass
   try {
     runner = await api.launchRunner(user, plan.pipe.name, plan.process.cwd);
     const r = runner;
+    const accepting = server.accept(options.acceptTimeoutMs);
+    accepting.catch(() => undefined); // the race below may settle first; this one must not go unhandled
     conn = await Promise.race([
-      server.accept(options.acceptTimeoutMs),
+      accepting,
       r.exited.then((code): never => {
         throw new BrokerError('connect', `the runner exited (${code}) before connecting to the pipe`);
       }),
