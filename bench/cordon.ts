@@ -22,7 +22,6 @@ interface CordonResult {
 }
 interface CordonSession {
   run?(argv: string[], options?: object): Promise<CordonResult>;
-  exec?(argv: string[], options?: object): Promise<CordonResult>;
   close(): Promise<void>;
 }
 interface CordonSandbox {
@@ -105,12 +104,12 @@ export async function openCordonSession(workspace: string): Promise<ColumnRunner
   try {
     if (typeof sandbox.openSession !== 'function') throw new Error('cordon sandbox has no openSession() yet');
     const session = await sandbox.openSession();
-    // The issue names the per-command call both run() and exec(); accept whichever exists.
-    const runInSession = session.run?.bind(session) ?? session.exec?.bind(session);
-    if (!runInSession) {
+    // run(argv) is the per-command call; exec(script) takes a shell string, which would add a shell.
+    if (typeof session.run !== 'function') {
       await session.close();
-      throw new Error('cordon session has neither run() nor exec()');
+      throw new Error('cordon session has no run(argv) yet');
     }
+    const runInSession = session.run.bind(session);
     return {
       run: async (argv) => toResult(await runInSession([...argv])),
       async close() {
