@@ -392,7 +392,8 @@ function mergeAcl(steps: AclStep[]): AclStep[] {
       out.push(step);
       continue;
     }
-    const key = step.path.toUpperCase();
+    // Exact paths: they come from listings, and a case-sensitive directory may hold twins.
+    const key = step.path;
     const existing = byPath.get(key);
     if (!existing) {
       const copy = { ...step, aces: step.aces.map((a) => ({ ...a })) };

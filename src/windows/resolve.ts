@@ -389,7 +389,9 @@ export function resolveWindowsPolicy(input: PolicyInput, host: WindowsHost, opti
     if (!root) return;
     const st = host.lstat(p);
     if (!st && mustExist) return;
-    if (protectedPaths.some((x) => x.path.toUpperCase() === p.toUpperCase())) return;
+    // Names come from directory listings, as stored: compare exactly, since a case-sensitive
+    // directory may hold `.git` and `.GIT` side by side.
+    if (protectedPaths.some((x) => x.path === p)) return;
     protectedPaths.push({ path: p, kind: st ? st.kind : kind, exists: st !== null, reason, root: root.path });
   };
   const scanDepth = options.scanDepth ?? 3;
