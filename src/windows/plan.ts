@@ -381,7 +381,7 @@ export const REDUCED_TIER_GAPS = {
   readSecrets: 'reads: secrets such as ~\\.ssh stay readable (a restricted token never limits reads)',
   deleteOutside: "delete and rename of your files outside the workspace: not prevented if Windows skips the restricting SIDs for DELETE (unverified)",
   reaclOutside: "changing permissions of your files outside the workspace: not prevented if Windows skips the restricting SIDs for WRITE_DAC (unverified)",
-  deleteProtected: 'delete and rename of protected paths (.git\\hooks, .git\\config, …): not prevented if Windows skips the restricting SIDs for DELETE (unverified)',
+  deleteProtected: 'delete, rename and re-ACL of protected paths (.git\\hooks, .git\\config, …): not prevented if Windows skips the restricting SIDs for DELETE and WRITE_DAC (unverified)',
 } as const;
 
 function mergeAcl(steps: AclStep[]): AclStep[] {
