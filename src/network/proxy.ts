@@ -32,6 +32,7 @@ import {
   decide,
   decideName,
   formatRequestHost,
+  patternMatches,
   printable,
 } from './rules.js';
 import { SocksReply, encodeReply, parseGreeting, parseRequest } from './socks5.js';
@@ -599,29 +600,43 @@ export class EgressProxy extends EventEmitter {
     const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
     const port = socket.localPort ?? 0;
     const name = this.pool.nameFor(local);
-    if (name === null) {
-      this.record({
-        host: local,
-        port,
-        rule: null,
-        reason: `${local}:${port} is not an address cordon's resolver handed out`,
-        fix: 'connect by a host name that is in the network allow list',
-        protocol: 'transparent',
-      });
-      socket.resetAndDestroy();
-      return;
-    }
-    const host: RequestHost = { kind: 'name', name };
-    if (this.check(host, port, 'transparent')) {
-      socket.resetAndDestroy();
-      return;
+    let host: RequestHost;
+    if (name !== null) {
+      host = { kind: 'name', name };
+      if (this.check(host, port, 'transparent')) {
+        socket.resetAndDestroy();
+        return;
+      }
+    } else {
+      // Not a pool address: a connection to a loopback address inside the sandbox. Only an
+      // allow rule naming that address (e.g. `127.0.0.1:5432`) lets it through, to the same
+      // address on the host; everything else is refused.
+      const literal = canonicalHost(local);
+      const allowedExplicitly =
+        !('error' in literal) &&
+        literal.kind === 'ip' &&
+        decide(this.rules, literal, port).allowed &&
+        this.rules.allow.some((p) => p.host.kind === 'address' && patternMatches(p, literal, port));
+      if ('error' in literal || !allowedExplicitly) {
+        this.record({
+          host: local,
+          port,
+          rule: null,
+          reason: `${local}:${port} is not an address cordon's resolver handed out`,
+          fix: `connect by a host name that is in the network allow list, or allow the address explicitly (--allow-domain ${local}:${port})`,
+          protocol: 'transparent',
+        });
+        socket.resetAndDestroy();
+        return;
+      }
+      host = literal;
     }
     let upstream: net.Socket;
     try {
       upstream = await this.dial(host, port);
     } catch (e) {
       if (e instanceof DialError && e.kind === 'refused') {
-        this.record({ host: name, port, rule: e.rule, reason: e.message, fix: e.fix, protocol: 'transparent' });
+        this.record({ host: formatRequestHost(host), port, rule: e.rule, reason: e.message, fix: e.fix, protocol: 'transparent' });
       }
       if (!socket.destroyed) socket.resetAndDestroy();
       return;
