@@ -138,12 +138,43 @@ export function parseAce(text: string): Ace {
   return ace(m[1] === 'A' ? 'allow' : 'deny', sddlToSid(m[4]!), parseRights(m[3]!), parseFlags(m[2]!));
 }
 
-/** Parses the `D:` part of an SDDL string (only A and D ACEs; no conditions, no object ACEs). */
-export function parseDacl(text: string): { dacl: Ace[]; daclProtected: boolean } {
-  const m = /^D:(P?)(AI)?((?:\([^)]*\))*)$/.exec(text);
+/** Splits `(…)(…)` into ACE strings, respecting nested parentheses (conditional ACEs). */
+function splitAces(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let start = -1;
+  for (let i = 0; i < text.length; i += 1) {
+    if (text[i] === '(') {
+      if (depth === 0) start = i;
+      depth += 1;
+    } else if (text[i] === ')') {
+      depth -= 1;
+      if (depth === 0) out.push(text.slice(start, i + 1));
+      if (depth < 0) throw new Error(`SDDL: unbalanced parentheses in '${text}'`);
+    }
+  }
+  if (depth !== 0) throw new Error(`SDDL: unbalanced parentheses in '${text}'`);
+  return out;
+}
+
+/**
+ * Parses the `D:` part of an SDDL string. Strict by default (only what cordon writes). `lenient`
+ * is for DACLs Windows hands back: an ACE cordon cannot interpret (object or conditional ACEs,
+ * unknown aliases or rights) is kept verbatim in `raw`, with its inheritance flag read.
+ */
+export function parseDacl(text: string, options: { lenient?: boolean } = {}): { dacl: (Ace & { raw?: string })[]; daclProtected: boolean } {
+  const m = /^D:((?:P|AI|AR)*)(.*)$/.exec(text);
   if (!m) throw new Error(`SDDL: cannot parse DACL '${text}'`);
-  const aces = (m[3]!.match(/\([^)]*\)/g) ?? []).map(parseAce);
-  return { dacl: aces, daclProtected: m[1] === 'P' };
+  const aces = splitAces(m[2]!).map((raw): Ace & { raw?: string } => {
+    try {
+      return parseAce(raw);
+    } catch (e) {
+      if (!options.lenient) throw e;
+      const fields = raw.slice(1, -1).split(';');
+      return { type: fields[0]?.startsWith('D') ? 'deny' : 'allow', sid: fields[5] ?? '', mask: 0, flags: (fields[1] ?? '').includes('ID') ? INHERITED_ACE : 0, raw };
+    }
+  });
+  return { dacl: aces, daclProtected: m[1]!.includes('P') };
 }
 
 /** Parses `O:…[G:…]D:…`. */

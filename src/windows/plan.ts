@@ -532,8 +532,9 @@ export function compileCommandPlan(policy: ResolvedPolicy, ctx: CommandContext):
     name: `cordon-${ctx.nonce.slice(0, 16)}`,
     sddl: `D:P${aceToSddl(ace('allow', SID.LocalSystem, desktopRights))}${aceToSddl(ace('allow', identity.userSid, desktopRights))}${aceToSddl(ace('allow', cap, desktopRights))}`,
     failClosed: true,
-    // WINSTA_ENUMDESKTOPS | READATTRIBUTES | ACCESSGLOBALATOMS | ENUMERATE, READ_CONTROL, SYNCHRONIZE.
-    windowStationGrant: ace('allow', elevated ? group! : identity.userSid, 0x1 | 0x2 | 0x20 | 0x100 | READ_CONTROL | SYNCHRONIZE),
+    // WINSTA_ENUMDESKTOPS | READATTRIBUTES | CREATEDESKTOP | ACCESSGLOBALATOMS | ENUMERATE, READ_CONTROL,
+    // SYNCHRONIZE: the runner makes the private desktop there, and user32 needs the rest to start.
+    windowStationGrant: ace('allow', elevated ? group! : identity.userSid, 0x1 | 0x2 | 0x8 | 0x20 | 0x100 | READ_CONTROL | SYNCHRONIZE),
   };
   const pipe: PipeSpec | null = elevated
     ? {
