@@ -57,6 +57,8 @@ export async function auditBroadWritable(sys: WindowsSystem, drives: string[], p
   };
   for (const drive of drives) await visit(`${drive.replace(/[:\\]+$/, '')}:\\`, (n) => SKIP_AT_ROOT.has(n.toUpperCase()));
   await visit(programData, (n) => n.toUpperCase() === 'CORDON');
+  // C:\Users\Public is shared by every interactive user by design.
+  for (const drive of drives) await visit(`${drive.replace(/[:\\]+$/, '')}:\\Users`, (n) => n.toUpperCase() !== 'PUBLIC');
   return { dirs: found, truncated: reads > budget };
 }
 

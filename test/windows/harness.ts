@@ -136,7 +136,6 @@ export interface ProbeResult {
 
 /** Runs a probe's steps as `token`; the first refused step decides. */
 export function runProbe(probe: Probe, token: Token, machine: Machine, vars: Record<string, string>): ProbeResult {
-  const fs = machine.fs;
   for (const [i, step] of probe.steps.entries()) {
     try {
       runStep(step, token, machine, vars);
@@ -145,7 +144,6 @@ export function runProbe(probe: Probe, token: Token, machine: Machine, vars: Rec
       throw e;
     }
   }
-  void fs;
   return { outcome: 'allowed', detail: 'every step succeeded' };
 }
 

@@ -135,9 +135,8 @@ export async function runSandboxedOnWindows(input: PolicyInput, argv: string[], 
   await prepareCommand(plan, sys, new JsonlManifestStore(win.join(dirs.state, 'manifest.json')));
   if (plan.tier === 'reduced') {
     const runner = await Win32RunnerApi.load();
-    let code = 1;
     let timedOut = false;
-    code = await runChild({
+    const code = await runChild({
       type: 'spawn', version: 1, token: plan.token, job: plan.job, desktop: { name: plan.desktop.name, sddl: plan.desktop.sddl }, process: plan.process,
       timeoutMs: plan.timeoutMs, runnerProcessSddl: `D:P(A;;0x1fffff;;;SY)(A;;0x1fffff;;;${me.sid})`,
     }, runner, (m) => {
