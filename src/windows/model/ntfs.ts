@@ -24,11 +24,11 @@
 import { type Ace, type SecurityDescriptor, canonicalExplicit, isInherited } from '../acl.js';
 import {
   DELETE, FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY, FILE_DELETE_CHILD, FILE_READ_DATA, FILE_WRITE_ATTRIBUTES,
-  FILE_WRITE_DATA, FILE_APPEND_DATA, READ_CONTROL, WRITE_DAC, WRITE_OWNER,
+  FILE_WRITE_DATA, FILE_APPEND_DATA, FILE_TRAVERSE, READ_CONTROL, WRITE_DAC, WRITE_OWNER,
 } from '../rights.js';
 import { type AccessDecision, type WriteRestrictedReading, accessCheck } from './access-check.js';
 import { daclForNewObject, repropagate } from './inheritance.js';
-import { SE_CREATE_SYMBOLIC_LINK, SE_RESTORE, type Token, privilegeEnabled } from './token.js';
+import { SE_CHANGE_NOTIFY, SE_CREATE_SYMBOLIC_LINK, SE_RESTORE, type Token, privilegeEnabled } from './token.js';
 
 export type NodeKind = 'file' | 'dir';
 
@@ -222,7 +222,10 @@ export class FileSystem {
    * Walks a path. Reparse points on intermediate segments are always followed; on the final one
    * only when `followFinal` (FILE_FLAG_OPEN_REPARSE_POINT absent).
    */
-  resolve(path: string, followFinal: boolean): Resolved {
+  resolve(path: string, followFinal: boolean, token?: Token): Resolved {
+    // Without SeChangeNotifyPrivilege ("bypass traverse checking"), every directory walked through
+    // must grant FILE_TRAVERSE ([MS] File Security and Access Rights). Tokens normally hold it.
+    const traverse = token !== undefined && !privilegeEnabled(token, SE_CHANGE_NOTIFY);
     let parsed = parsePath(path);
     for (let reparses = 0; ; ) {
       const volume = this.volumeOf(parsed.drive);
@@ -237,6 +240,7 @@ export class FileSystem {
         const segment = parsed.components[i]!;
         const isLast = i === parsed.components.length - 1;
         if (dir.kind !== 'dir') throw new WinError('ERROR_PATH_NOT_FOUND', `${formatPath(parsed.drive, walked)} is not a directory`);
+        if (traverse) this.demand(token, dir.sd, FILE_TRAVERSE, `traverse ${formatPath(parsed.drive, walked)}`);
         const entry = this.findChild(dir, segment);
         if (!entry) {
           if (isLast) {
@@ -316,7 +320,7 @@ export class FileSystem {
 
   /** CreateFile for writing (create if missing), then replace or append the data. */
   writeFile(token: Token, path: string, data: string, options: { append?: boolean; creatorDacl?: { aces: Ace[]; protected: boolean } } = {}): void {
-    const r = this.resolve(path, true);
+    const r = this.resolve(path, true, token);
     const desired = options.append ? FILE_APPEND_DATA : FILE_WRITE_DATA;
     let node: FsNode;
     if (r.dirent) {
@@ -338,7 +342,7 @@ export class FileSystem {
   }
 
   readFile(token: Token, path: string): string {
-    const r = this.resolve(path, true);
+    const r = this.resolve(path, true, token);
     if (!r.dirent) throw new WinError('ERROR_FILE_NOT_FOUND', `${r.path} does not exist`);
     this.demandExisting(token, r, FILE_READ_DATA, `read ${path}`);
     const node = r.dirent.node;
@@ -352,7 +356,7 @@ export class FileSystem {
   }
 
   mkdir(token: Token, path: string, creatorDacl?: { aces: Ace[]; protected: boolean }): void {
-    const r = this.resolve(path, true);
+    const r = this.resolve(path, true, token);
     if (r.dirent) throw new WinError('ERROR_ALREADY_EXISTS', `${r.path} exists`);
     this.demandCreate(token, r, 'dir', `mkdir ${path}`);
     this.createNode(token, r, 'dir', creatorDacl);
@@ -360,7 +364,7 @@ export class FileSystem {
 
   /** DeleteFile / RemoveDirectory: opens the name itself (a link is deleted, not its target). */
   delete(token: Token, path: string): void {
-    const r = this.resolve(path, false);
+    const r = this.resolve(path, false, token);
     if (!r.dirent) throw new WinError('ERROR_FILE_NOT_FOUND', `${r.path} does not exist`);
     if (r.stream !== undefined) {
       this.demandExisting(token, r, FILE_WRITE_DATA, `delete stream ${path}`);
@@ -376,7 +380,7 @@ export class FileSystem {
 
   /** Deletes a tree as `token`, children first; reparse points are deleted, not followed. */
   deleteTree(token: Token, path: string): void {
-    const r = this.resolve(path, false);
+    const r = this.resolve(path, false, token);
     if (!r.dirent) return;
     const node = r.dirent.node;
     if (node.kind === 'dir' && !node.reparse) {
@@ -387,10 +391,10 @@ export class FileSystem {
 
   /** MoveFileEx: DELETE on the source, add-entry on the target directory, DELETE on a replaced target. */
   rename(token: Token, from: string, to: string, options: { replace?: boolean } = {}): void {
-    const src = this.resolve(from, false);
+    const src = this.resolve(from, false, token);
     if (!src.dirent) throw new WinError('ERROR_FILE_NOT_FOUND', `${src.path} does not exist`);
     if (src.dirent.parent === src.dirent.node) throw new WinError('ERROR_ACCESS_DENIED', 'a volume root cannot be renamed');
-    const dst = this.resolve(to, false);
+    const dst = this.resolve(to, false, token);
     if (parsePath(src.path).drive !== parsePath(dst.path).drive) throw new WinError('ERROR_NOT_SAME_DEVICE', 'rename across volumes');
     this.demandExisting(token, src, DELETE, `rename ${from}`);
     const kind = src.dirent.node.kind;
@@ -408,7 +412,7 @@ export class FileSystem {
 
   /** SetSecurityInfo(DACL) through a handle opened for WRITE_DAC: sets the explicit ACEs. */
   setDacl(token: Token, path: string, explicit: Ace[]): void {
-    const r = this.resolve(path, true);
+    const r = this.resolve(path, true, token);
     if (!r.dirent) throw new WinError('ERROR_FILE_NOT_FOUND', `${r.path} does not exist`);
     this.demandExisting(token, r, WRITE_DAC, `set DACL of ${path}`);
     const node = r.dirent.node;
@@ -417,7 +421,7 @@ export class FileSystem {
 
   /** SetSecurityInfo(OWNER): WRITE_OWNER, and the new owner must be the caller (or SeRestore). */
   setOwner(token: Token, path: string, owner: string): void {
-    const r = this.resolve(path, true);
+    const r = this.resolve(path, true, token);
     if (!r.dirent) throw new WinError('ERROR_FILE_NOT_FOUND', `${r.path} does not exist`);
     this.demandExisting(token, r, WRITE_OWNER, `take ownership of ${path}`);
     const assignable = owner === token.user || token.groups.some((g) => g.sid === owner && g.owner && g.enabled);
@@ -426,7 +430,7 @@ export class FileSystem {
   }
 
   readSecurity(token: Token, path: string): SecurityDescriptor {
-    const r = this.resolve(path, true);
+    const r = this.resolve(path, true, token);
     if (!r.dirent) throw new WinError('ERROR_FILE_NOT_FOUND', `${r.path} does not exist`);
     this.demandExisting(token, r, READ_CONTROL, `read security of ${path}`);
     return r.dirent.node.sd;
@@ -434,7 +438,7 @@ export class FileSystem {
 
   /** mklink /J: create an empty directory, then FSCTL_SET_REPARSE_POINT on it. */
   createJunction(token: Token, path: string, target: string): void {
-    const r = this.resolve(path, false);
+    const r = this.resolve(path, false, token);
     if (r.dirent) {
       const node = r.dirent.node;
       if (node.kind !== 'dir' || node.children!.size > 0) throw new WinError('ERROR_DIR_NOT_EMPTY', `${r.path} must be an empty directory`);
@@ -449,7 +453,7 @@ export class FileSystem {
   }
 
   createSymlink(token: Token, path: string, target: string, kind: NodeKind): void {
-    const r = this.resolve(path, false);
+    const r = this.resolve(path, false, token);
     const volume = this.volumeOf(parsePath(r.path).drive);
     if (!volume.options.unprivilegedSymlinks && !privilegeEnabled(token, SE_CREATE_SYMBOLIC_LINK)) {
       throw new WinError('ERROR_PRIVILEGE_NOT_HELD', `creating ${path} needs SeCreateSymbolicLinkPrivilege`);
@@ -466,9 +470,9 @@ export class FileSystem {
    * Windows demands more.
    */
   createHardLink(token: Token, newPath: string, existing: string): void {
-    const src = this.resolve(existing, true);
+    const src = this.resolve(existing, true, token);
     if (!src.dirent || src.dirent.node.kind !== 'file') throw new WinError('ERROR_FILE_NOT_FOUND', `${existing} is not a file`);
-    const dst = this.resolve(newPath, false);
+    const dst = this.resolve(newPath, false, token);
     if (dst.dirent) throw new WinError('ERROR_ALREADY_EXISTS', `${dst.path} exists`);
     if (parsePath(src.path).drive !== parsePath(dst.path).drive) throw new WinError('ERROR_NOT_SAME_DEVICE', 'hard link across volumes');
     this.demandCreate(token, dst, 'file', `hard link ${newPath}`);

@@ -76,6 +76,16 @@ describe('Win32 path rules', () => {
   });
 });
 
+describe('bypass traverse checking', () => {
+  it('with SeChangeNotifyPrivilege only the target decides; without it every directory on the way must grant traverse', () => {
+    const fs = volume();
+    fs.adminMkdirs('C:\\closed', ALICE, { aces: [ace('allow', ALICE, FILE_ALL_ACCESS, 3)], protected: true });
+    fs.adminWriteFile('C:\\closed\\open.txt', 'x', ALICE, { aces: [ace('allow', BOB, FILE_GENERIC_READ)], protected: true });
+    assert.equal(fs.readFile(who(BOB), 'C:\\closed\\open.txt'), 'x');
+    assert.throws(() => fs.readFile(who(BOB, []), 'C:\\closed\\open.txt'), /traverse C:\\closed/);
+  });
+});
+
 describe('reparse points and links', () => {
   it('a path through a junction reaches (and is checked against) the target', () => {
     const fs = volume();
