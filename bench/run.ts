@@ -22,7 +22,7 @@ import {
   type GoalCheck,
   type Row,
 } from './report.js';
-import { WORKLOADS, createWorkspace, type Workload } from './workloads.js';
+import { WORKLOADS, createWorkspace, type Step, type Workload } from './workloads.js';
 
 interface Options {
   runsScale: number;
@@ -104,11 +104,12 @@ interface ActiveColumn {
 }
 
 /** Check one unit's results: the first problem as a one-line note, or null. */
-function checkUnit(workload: Workload, steps: { argv: string[]; expect?: (r: CommandResult) => string | null }[], results: CommandResult[]): string | null {
+function checkUnit(steps: readonly Step[], results: readonly CommandResult[]): string | null {
   for (let index = 0; index < results.length; index++) {
     const step = steps[index]!;
     const result = results[index]!;
-    const label = workload.id === 'agent' ? `step ${index + 1} \`${step.argv.join(' ').slice(0, 60)}\`` : `\`${step.argv.join(' ').slice(0, 60)}\``;
+    const command = `\`${step.argv.join(' ').slice(0, 60)}\``;
+    const label = steps.length > 1 ? `step ${index + 1} ${command}` : command;
     if (result.exitCode !== 0) return `${label}: ${firstErrorLine(result)}`;
     const problem = step.expect?.(result);
     if (problem) return `${label}: ${problem}`;
@@ -126,7 +127,7 @@ async function runUnit(active: ActiveColumn, workload: Workload, token: string):
     if (result.exitCode !== 0) break;
   }
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  const error = checkUnit(workload, steps, results) ?? workload.after?.(active.workspace, token) ?? null;
+  const error = checkUnit(steps, results) ?? workload.after?.(active.workspace, token) ?? null;
   return { ms, error };
 }
 
@@ -262,6 +263,7 @@ async function networkSection(): Promise<string> {
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  if (findOnPath('git') === null) throw new Error('git is not on PATH; the bench needs it to create its workspaces (apt-get install git)');
   const notes: string[] = [];
   const installNote = await ensurePeersInstalled(options.install);
   if (installNote) notes.push(installNote);
