@@ -150,12 +150,24 @@ export async function runSandboxedOnWindows(input: PolicyInput, argv: string[], 
   const blob = await sys.readFile(install!.credentialPath);
   if (!blob) throw new Error(`${install!.credentialPath} is missing; re-run \`cordon setup\` as an administrator`);
   const passwords = JSON.parse((await sys.unprotectData(blob)).toString()) as Record<string, string>;
-  const broker = await Win32BrokerApi.load(fileURLToPath(new URL('./runner-main.js', import.meta.url)));
+  const broker = await Win32BrokerApi.load(runnerScript());
   await broker.grantWindowStation(plan.desktop.windowStationGrant);
   const result = await runViaRunner(plan, { name: plan.identity.userName, password: passwords[plan.identity.userName]! }, broker, { stdout: io.stdout, stderr: io.stderr }, {
     acceptTimeoutMs: 15000, graceMs: 5000, callerSid: me.sid, ...(options.stdin ? { stdin: options.stdin } : {}),
   });
   return { ...result, plan };
+}
+
+/**
+ * The runner's script. This module may run from dist/src/windows/enforcer/ or from the bundled CLI
+ * in dist/src/cli/, so both relative spellings are tried.
+ */
+function runnerScript(): string {
+  for (const rel of ['./runner-main.js', '../windows/enforcer/runner-main.js']) {
+    const candidate = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error('cannot find runner-main.js next to cordon; reinstall cordon');
 }
 
 /** The reduced tier's installation id: per user, random, kept with cordon's state. */
