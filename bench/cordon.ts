@@ -11,7 +11,7 @@ import { memoryDriverProbe } from './layout.js';
 // Compiled layout: dist/bench/cordon.js next to dist/src/. The environment may point the bench at
 // another build (another checkout, an installed package) to compare the two.
 const LIBRARY_ENTRY = process.env.CORDON_BENCH_LIBRARY ?? fileURLToPath(new URL('../src/index.js', import.meta.url));
-const CLI_ENTRY = process.env.CORDON_BENCH_CLI ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CLI_ENTRY = process.env.CORDON_BENCH_CLI ?? fileURLToPath(new URL('../src/cli/cordon.mjs', import.meta.url));
 
 /** The slice of cordon's public API the bench relies on; checked at run time, not trusted. */
 interface CordonResult {

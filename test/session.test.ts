@@ -48,15 +48,22 @@ for (const id of identities()) {
       const argv = [process.execPath, SCENARIO, 'sessionHang', JSON.stringify({ marker: m })];
       const full = id.user ? ['runuser', '-u', id.user, '--', 'env', '-i', ...Object.entries(s.env).map(([k, v]) => `${k}=${v}`), ...argv] : argv;
       const child = spawn(full[0]!, full.slice(1), { cwd: s.workspace, env: s.env, stdio: ['ignore', 'pipe', 'inherit'] });
-      await new Promise<void>((r) => child.stdout!.once('data', () => r()));
       const inSandbox = () => processesMatching(m).filter((p) => p.args.startsWith('sh -c') || p.args.startsWith('sleep'));
-      assert.ok(inSandbox().length > 0, 'the background process runs');
-      const cordon = processesMatching(SCENARIO).filter((p) => p.args.startsWith(process.execPath));
-      assert.equal(cordon.length, 1);
-      process.kill(cordon[0]!.pid, 'SIGKILL');
-      for (let i = 0; i < 40 && inSandbox().length; i++) await sleep(50);
-      assert.deepEqual(inSandbox(), []);
-      child.kill('SIGKILL');
+      try {
+        await new Promise<void>((r, reject) => {
+          child.stdout!.once('data', () => r());
+          child.once('exit', () => reject(new Error('the scenario ended early')));
+        });
+        assert.ok(inSandbox().length > 0, 'the background process runs');
+        const cordon = processesMatching(m).filter((p) => p.args.startsWith(process.execPath) && p.args.includes(SCENARIO));
+        assert.equal(cordon.length, 1, JSON.stringify(cordon));
+        process.kill(cordon[0]!.pid, 'SIGKILL');
+        for (let i = 0; i < 40 && inSandbox().length; i++) await sleep(50);
+        assert.deepEqual(inSandbox(), []);
+      } finally {
+        child.kill('SIGKILL');
+        for (const p of processesMatching(m)) process.kill(p.pid, 'SIGKILL');
+      }
     });
   });
 }

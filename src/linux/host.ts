@@ -50,9 +50,39 @@ export function launcherPath(): string | null {
 }
 
 /**
+ * Whether a process with this uid/gids and no capabilities (what the sandbox has, even as root)
+ * could connect() to `path`: search permission on every ancestor, write permission on the socket.
+ * Sockets it could not reach need no mask, and bubblewrap could not mount one there anyway.
+ */
+export function reachableWithoutCapabilities(path: string, uid: number, gids: number[], dirCache = new Map<string, boolean>()): boolean {
+  const allows = (st: { uid: number; gid: number; mode: number }, bit: number) =>
+    st.uid === uid ? (st.mode >> 6) & bit : gids.includes(st.gid) ? (st.mode >> 3) & bit : st.mode & bit;
+  const parts = path.split('/').filter(Boolean);
+  let dir = '';
+  for (let i = 0; i < parts.length - 1; i++) {
+    dir += '/' + parts[i];
+    let ok = dirCache.get(dir);
+    if (ok === undefined) {
+      try {
+        ok = !!allows(statSync(dir), 1);
+      } catch {
+        ok = false;
+      }
+      dirCache.set(dir, ok);
+    }
+    if (!ok) return false;
+  }
+  try {
+    return !!allows(statSync(path), 2);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Pathname sockets that processes of this network namespace listen on. A socket file is
  * reachable from any network namespace that can see its path, and a read-only bind does not stop
- * connect(), so every one of them is masked in the sandbox unless the policy exposes it.
+ * connect(), so every one the sandbox could reach is masked in it unless the policy exposes it.
  */
 export function listeningHostSockets(procNetUnix = '/proc/net/unix'): string[] {
   let text: string;
@@ -62,6 +92,9 @@ export function listeningHostSockets(procNetUnix = '/proc/net/unix'): string[] {
     return [];
   }
   const out = new Set<string>();
+  const uid = process.getuid?.() ?? 0;
+  const gids = process.getgroups?.() ?? [];
+  const dirCache = new Map<string, boolean>();
   for (const line of text.split('\n').slice(1)) {
     // Num RefCount Protocol Flags Type St Inode Path — Flags 00010000 = __SO_ACCEPTCON (listening).
     const cols = line.trim().split(/\s+/);
@@ -72,7 +105,8 @@ export function listeningHostSockets(procNetUnix = '/proc/net/unix'): string[] {
     if (!listening && !datagram) continue;
     try {
       if (!lstatSync(path).isSocket()) continue;
-      out.add(realpathSync.native(path));
+      const real = realpathSync.native(path);
+      if (reachableWithoutCapabilities(real, uid, gids, dirCache)) out.add(real);
     } catch {
       // gone, or in a directory we cannot see: then the sandbox cannot see it either
     }

@@ -25,16 +25,22 @@ export interface SeccompChoice {
   noNetworkNamespace?: boolean;
 }
 
+/** Compiled programs by spec: a sandbox compiles the same one for every command. */
+const compiledCache = new Map<string, ReturnType<typeof compileSeccomp>>();
+
 export function seccompPlanFor(policy: ResolvedPolicy, choice: SeccompChoice): SeccompPlan {
   const network = policy.network.mode === 'off' ? 'off' : policy.network.mode === 'allow-list' ? 'proxy' : 'full';
-  const compiled = compileSeccomp({
+  const spec = {
     arch: choice.arch,
     network,
     denyAction: choice.report ? 'notify' : 'errno',
     observeWrites: choice.report && choice.observeWrites,
     denyIpSockets: network === 'off' && !!choice.noNetworkNamespace,
     denyUnixSocketCreation: !!choice.noNetworkNamespace,
-  });
+  } as const;
+  const key = JSON.stringify(spec);
+  let compiled = compiledCache.get(key);
+  if (!compiled) compiledCache.set(key, (compiled = compileSeccomp(spec)));
   const names = new Map<number, string>();
   for (const [nr, d] of compiled.denied) names.set(nr, d.name);
   for (const [nr, o] of compiled.observed) names.set(nr, o.name);

@@ -63,6 +63,15 @@ export function canonical(p: string): string {
   }
 }
 
+function exists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function kindOf(p: string): 'dir' | 'file' | 'socket' | null {
   try {
     const st = statSync(p);
@@ -118,9 +127,16 @@ export function resolvePolicy(input: PolicyInput, ctx: ResolveContext): ResolveR
 
   // Protected paths: read-only even inside writable roots.
   const protectedPaths: ProtectedPath[] = [];
+  const dirCache = new Map<string, string>(writable.map((w) => [w.path, w.path]));
+  const canonicalDir = (d: string) => {
+    let c = dirCache.get(d);
+    if (c === undefined) dirCache.set(d, (c = canonical(d)));
+    return c;
+  };
   const gitScan: GitScanStats[] = [];
   const protect = (path: string, kind: 'dir' | 'file', reason: ProtectedPath['reason']) => {
-    const real = canonical(path);
+    // An absent name has no symlinks of its own: resolving its (usually known) parent is enough.
+    const real = exists(path) ? canonical(path) : join(canonicalDir(dirname(path)), basename(path));
     const root = writable.find((w) => w.path !== '/' && isUnder(real, w.path));
     if (!root || protectedPaths.some((p) => p.path === real)) return;
     const actual = kindOf(real);
@@ -155,9 +171,10 @@ export function resolvePolicy(input: PolicyInput, ctx: ResolveContext): ResolveR
   const allowRead = (input.filesystem?.allowRead ?? []).map((raw, i) => canonical(expandPath(raw, `filesystem.allowRead[${i}]`, pathCtx)));
   const denyRead: DeniedPath[] = [];
   const deny = (path: string, reason: DeniedPath['reason']) => {
+    const kind = kindOf(path); // most defaults do not exist: skip them before resolving symlinks
+    if (!kind) return;
     const real = canonical(path);
-    const kind = kindOf(real);
-    if (!kind || allowRead.some((a) => isUnder(real, a)) || denyRead.some((d) => isUnder(real, d.path))) return;
+    if ( allowRead.some((a) => isUnder(real, a)) || denyRead.some((d) => isUnder(real, d.path))) return;
     for (let i = denyRead.length - 1; i >= 0; i--) if (isUnder(denyRead[i]!.path, real)) denyRead.splice(i, 1);
     denyRead.push({ path: real, kind, reason });
   };

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 /** Repository root (tests run from dist/test/…). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+export const CLI = join(ROOT, 'dist', 'src', 'cli', 'cordon.mjs');
 
 export interface Identity {
   name: string;

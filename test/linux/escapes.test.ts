@@ -194,7 +194,7 @@ for (const id of identities()) {
       const sandboxed = () => processesMatching(m).filter((p) => p.args.startsWith('sh -c') || p.args.startsWith('sleep'));
       for (let i = 0; i < 100 && !sandboxed().length; i++) await sleep(50);
       assert.ok(sandboxed().length, 'the command is running in the sandbox');
-      const cordon = processesMatching(m).filter((p) => p.args.startsWith(process.execPath) && p.args.includes('main.js run'));
+      const cordon = processesMatching(m).filter((p) => p.args.startsWith(process.execPath) && p.args.includes('cordon.mjs run'));
       assert.equal(cordon.length, 1, JSON.stringify(cordon));
       process.kill(cordon[0]!.pid, 'SIGKILL');
       for (let i = 0; i < 40 && sandboxed().length; i++) await sleep(50);
