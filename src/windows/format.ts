@@ -56,6 +56,7 @@ function setupLine(step: SetupStep, name: Namer): string[] {
     case 'remove-firewall-rule': return [`firewall remove ${step.name} (the narrow rules are in place)`];
     case 'verify-network-fence': return [`verify: ${step.user} cannot connect to ${step.address}:${step.port}; otherwise setup stops and undoes everything`];
     case 'add-aces': return [`ACL ${step.path}  (${step.reason})`, ...step.aces.map((a) => `    ${describeAce(a, name)}`)];
+    case 'ensure-dir': return [`create ${step.path} (${step.reason})`];
     case 'write-install-state': return [`write ${step.path} (last: marks setup complete)`];
   }
 }

@@ -26,7 +26,7 @@ import type { ResolvedPolicy } from '../policy/types.js';
 import { type Ace, OICI, ace, aceToSddl } from './acl.js';
 import {
   AMBIENT_DENY, DELETE, FILE_DELETE_CHILD, GENERIC_ALL, MODIFY, PROTECT_DENY, READ_CONTROL, READ_EXECUTE,
-  SECRET_DENY, FILE_ALL_ACCESS, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES, SYNCHRONIZE,
+  SECRET_DENY, FILE_ALL_ACCESS, FILE_EXECUTE, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES, FILE_READ_DATA, FILE_READ_EA, SYNCHRONIZE,
 } from './rights.js';
 import { SID, deriveSyntheticSid, workspaceKey } from './sids.js';
 import { type AccountNames, DEFAULT_ACCOUNT_NAMES, type FirewallRule, type InstallState } from './types.js';
@@ -107,6 +107,7 @@ export type SetupStep =
   | { kind: 'remove-firewall-rule'; id: string; name: string }
   | { kind: 'verify-network-fence'; id: string; user: string; address: string; port: number }
   | { kind: 'add-aces'; id: string; path: string; aces: Ace[]; reason: string }
+  | { kind: 'ensure-dir'; id: string; path: string; reason: string }
   | { kind: 'write-install-state'; id: string; path: string };
 
 export interface SetupPlan {
@@ -237,6 +238,14 @@ export function compileSetupPlan(settings: WindowsSetupSettings, facts: SetupFac
   steps.push({
     kind: 'add-aces', id: id('lock-state'), path: facts.userStateDir, reason: "cordon's own state",
     aces: [ace('deny', PRINCIPAL.group, GENERIC_ALL, OICI)],
+  });
+  // Per-workspace temporary directories live under one scratch root that the sandbox may not read:
+  // each workspace's own directory re-opens itself with an explicit grant to its slot.
+  const scratch = win.join(win.dirname(facts.userStateDir), 'scratch');
+  steps.push({ kind: 'ensure-dir', id: id('scratch'), path: scratch, reason: 'root of the per-workspace temporary directories' });
+  steps.push({
+    kind: 'add-aces', id: id('lock-scratch'), path: scratch, reason: "other workspaces' temporary files",
+    aces: [ace('deny', PRINCIPAL.group, FILE_READ_DATA | FILE_READ_EA | FILE_EXECUTE, OICI)],
   });
   const installStatePath = win.join(programDataDir, 'install.json');
   steps.push({ kind: 'write-install-state', id: id('commit'), path: installStatePath });
@@ -378,7 +387,7 @@ export interface CommandContext {
 /** What the reduced tier leaves open, in words a user can act on. */
 export const REDUCED_TIER_GAPS = {
   network: 'network: not enforced (proxy variables only; a program that ignores them reaches the network)',
-  readSecrets: 'reads: secrets such as ~\\.ssh stay readable (a restricted token never limits reads)',
+  readSecrets: "reads: nothing is made unreadable; secrets such as ~\\.ssh and other workspaces' temporary files stay readable (a restricted token never limits reads)",
   deleteOutside: "delete and rename of your files outside the workspace: not prevented if Windows skips the restricting SIDs for DELETE (unverified)",
   reaclOutside: "changing permissions of your files outside the workspace: not prevented if Windows skips the restricting SIDs for WRITE_DAC (unverified)",
   deleteProtected: 'delete, rename and re-ACL of protected paths (.git\\hooks, .git\\config, …): not prevented if Windows skips the restricting SIDs for DELETE and WRITE_DAC (unverified)',

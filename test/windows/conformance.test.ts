@@ -16,6 +16,7 @@ async function sandboxed(reading: (typeof WRITE_RESTRICTED_READINGS)[number], re
   // The sibling was a workspace first: its grants exist and a sandboxed command left a file there.
   await runCommand(env, env.layout.sibling, {}, (token, machine) => {
     machine.fs.writeFile(token, `${env.layout.sibling}\\made-by-sandbox.txt`, 'x');
+    machine.fs.writeFile(token, `${env.tmps[env.layout.sibling]}\\build.log`, 'log');
     return 0;
   });
   const offline = await runCommand(env, env.layout.workspace, { network: { mode: 'allow-list', allow: ['example.com'] } });

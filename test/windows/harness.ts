@@ -36,6 +36,8 @@ export interface Installed {
   machineStore: MemoryManifestStore;
   userStore: MemoryManifestStore;
   slots: Record<string, number>;
+  /** The private temporary directory of each workspace a command ran in. */
+  tmps: Record<string, string>;
   adminSys: ModelWindowsSystem;
   userSys: ModelWindowsSystem;
   userToken: Token;
@@ -72,7 +74,7 @@ export async function install(options: InstallOptions = {}): Promise<Installed> 
   const blob = await userSys.readFile(state.credentialPath);
   for (const [name, password] of Object.entries(JSON.parse((await userSys.unprotectData(blob!)).toString()) as Record<string, string>)) passwords.set(name, password);
   return {
-    layout, machine, state, passwords, machineStore, userStore: new MemoryManifestStore(), slots: {},
+    layout, machine, state, passwords, machineStore, userStore: new MemoryManifestStore(), slots: {}, tmps: {},
     adminSys, userSys, userToken,
   };
 }
@@ -91,6 +93,7 @@ export async function runCommand(env: Installed, workspace: string, input: Polic
   const { machine, layout } = env;
   const host = modelHost(machine, sampleEnv(layout.home), workspace);
   const policy = resolveWindowsPolicy({ network: { mode: 'allow-list', allow: ['example.com'] }, ...input, workspace }, host);
+  env.tmps[workspace] = policy.writableRoots.find((r) => r.reason === 'tmp')!.path;
   const slot = assignSlot(env.slots, policy.workspace, env.state.slotSids.length);
   env.slots = slot.table;
   const plan = transform(compileCommandPlan(policy, {
@@ -108,7 +111,8 @@ export async function runCommand(env: Installed, workspace: string, input: Polic
   const code = await runChild(spawnRequestFor(plan, layout.realUser.sid), runner, (m) => messages.push(m), { terminated: new Promise(() => undefined), onStdin: () => undefined });
   if (code !== 0) throw new Error(`runner failed: ${JSON.stringify(messages)}`);
   const child = runner.lastChildToken()!;
-  return { plan, child, runner, vars: probeVars(env, policy.writableRoots.find((r) => r.reason === 'tmp')!.path, workspace) };
+  const tmp = env.tmps[workspace]!;
+  return { plan, child, runner, vars: { ...probeVars(env, tmp, workspace), siblingTmp: env.tmps[env.layout.sibling] ?? '' } };
 }
 
 export function probeVars(env: Installed, tmp: string, workspace: string): Record<string, string> {
@@ -197,9 +201,11 @@ export function bareMachine(reading: WriteRestrictedReading = 'generic-write') {
     workspace: layout.workspace, sibling: layout.sibling, home: layout.home, programFiles: 'C:\\Program Files', system: 'C:\\Windows',
     tmp: `${layout.home}\\AppData\\Local\\Temp`, appData: `${layout.home}\\AppData\\Roaming`, programData: 'C:\\ProgramData',
     broadWritable: 'C:\\src\\other', cordonState: `${layout.home}\\AppData\\Local\\cordon\\state`,
-    sandboxProfile: 'C:\\Users\\cordon-offline',
+    sandboxProfile: 'C:\\Users\\cordon-offline', siblingTmp: `${layout.home}\\AppData\\Local\\cordon\\scratch\\sibling\\tmp`,
   };
   layout.machine.fs.adminMkdirs(vars.tmp, layout.realUser.sid);
+  layout.machine.fs.adminMkdirs(vars.siblingTmp, layout.realUser.sid);
+  layout.machine.fs.adminWriteFile(`${vars.siblingTmp}\\build.log`, 'log', layout.realUser.sid);
   // The sandbox account's profile, as its first logon leaves it (for the control run).
   const offline = layout.machine.addUser('cordon-offline', 'x');
   layout.machine.fs.adminMkdirs(vars.sandboxProfile, offline.sid, {

@@ -104,6 +104,7 @@ export const PROBES: readonly Probe[] = [
   { id: 'read-aws', title: 'read ~/.aws/credentials', expect: 'denied', steps: [{ op: 'read', path: '{home}/.aws/credentials' }] },
   { id: 'read-ssh-identityfile', title: 'read a key named by IdentityFile in ~/.ssh/config', expect: 'denied', steps: [{ op: 'read', path: '{home}/keys/deploy_key' }] },
   { id: 'read-gcloud', title: 'read gcloud credentials in %APPDATA%', expect: 'denied', platforms: ['windows'], steps: [{ op: 'read', path: '{appData}/gcloud/credentials.db' }] },
+  { id: 'read-other-tmp', title: "read another workspace's private temporary files", expect: 'denied', steps: [{ op: 'read', path: '{siblingTmp}/build.log' }] },
   { id: 'read-cordon-state', title: "touch cordon's own state", expect: 'denied', platforms: ['windows'], steps: [{ op: 'write', path: '{cordonState}/slots.json' }] },
 
   { id: 'sandbox-profile-write', title: "plant a PowerShell profile in the sandbox account's own profile (shared by every workspace)", expect: 'denied', baseline: 'elevated', platforms: ['windows'], steps: [{ op: 'write', path: '{sandboxProfile}/Documents/WindowsPowerShell/profile.ps1' }] },

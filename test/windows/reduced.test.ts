@@ -24,7 +24,7 @@ type Gap = keyof typeof REDUCED_TIER_GAPS;
 const GAP_OF: Record<string, Gap> = {
   'net-remote': 'network', 'net-remote-v6': 'network', 'net-dns-udp': 'network', 'net-loopback-other': 'network',
   'net-loopback-v6-other': 'network', 'net-loopback-udp': 'network',
-  'read-ssh-key': 'readSecrets', 'read-aws': 'readSecrets', 'read-ssh-identityfile': 'readSecrets', 'read-gcloud': 'readSecrets', 'read-cordon-state': 'readSecrets',
+  'read-ssh-key': 'readSecrets', 'read-aws': 'readSecrets', 'read-ssh-identityfile': 'readSecrets', 'read-gcloud': 'readSecrets', 'read-cordon-state': 'readSecrets', 'read-other-tmp': 'readSecrets',
   'home-delete': 'deleteOutside', 'home-steal': 'deleteOutside', 'sibling-delete': 'deleteOutside', 'sibling-delete-own': 'deleteOutside', 'broad-delete': 'deleteOutside',
   'home-reacl': 'reaclOutside', 'sibling-reacl-own': 'reaclOutside',
   'hooks-delete': 'deleteProtected', 'hooks-rename-dir': 'deleteProtected', 'config-delete': 'deleteProtected', 'config-rename': 'deleteProtected',
@@ -64,11 +64,12 @@ async function reducedProbe(reading: WriteRestrictedReading, probe: Probe) {
   };
   const sibling = await run(layout.sibling);
   machine.fs.writeFile(sibling.child, `${layout.sibling}\\made-by-sandbox.txt`, 'x');
+  machine.fs.writeFile(sibling.child, `${sibling.tmp}\\build.log`, 'log');
   const ws = await run(layout.workspace);
   const vars = {
     workspace: layout.workspace, sibling: layout.sibling, home: layout.home, programFiles: 'C:\\Program Files', system: 'C:\\Windows',
     tmp: ws.tmp, appData: `${layout.home}\\AppData\\Roaming`, programData: 'C:\\ProgramData', broadWritable: 'C:\\src\\other',
-    cordonState: `${layout.home}\\AppData\\Local\\cordon\\state`,
+    cordonState: `${layout.home}\\AppData\\Local\\cordon\\state`, siblingTmp: sibling.tmp,
   };
   return { plan: ws.plan, outcome: runProbe(probe, ws.child, machine, vars).outcome };
 }

@@ -30,6 +30,7 @@ async function outcome(reading: WriteRestrictedReading, probeId: string, weaken:
   const env = await install({ reading });
   await runCommand(env, env.layout.sibling, {}, (token, machine) => {
     machine.fs.writeFile(token, `${env.layout.sibling}\\made-by-sandbox.txt`, 'x');
+    machine.fs.writeFile(token, `${env.tmps[env.layout.sibling]}\\build.log`, 'log');
     return 0;
   }, (p) => weaken(p, env));
   before?.(env);
@@ -100,6 +101,17 @@ const CASES: Case[] = [
       // Undo the inherited copy too: remove the deny at C:\src.
       const parent = env.machine.securityOf('C:\\src')!.dacl!;
       env.machine.fs.setExplicitAndPropagate(env.machine.systemToken(), 'C:\\src', parent.filter((a) => !(a.type === 'deny' && a.sid === env.state.groupSid) && (a.flags & 0x10) === 0));
+    },
+  },
+  {
+    name: 'no read deny on the scratch root (temporary directories would not be private)',
+    probe: 'read-other-tmp',
+    breaksUnder: ['generic-write', 'generic-write-and-standard'],
+    weaken: (plan) => plan,
+    before: (env) => {
+      const scratch = `${env.layout.home}\\AppData\\Local\\cordon\\scratch`;
+      const dacl = env.machine.securityOf(scratch)!.dacl!;
+      env.machine.fs.setExplicitAndPropagate(env.machine.systemToken(), scratch, dacl.filter((a) => !(a.type === 'deny' && a.sid === env.state.groupSid) && (a.flags & 0x10) === 0));
     },
   },
   {

@@ -215,6 +215,11 @@ export async function runSetup(plan: SetupPlan, sys: WindowsSystem, store: Manif
         await journal.record({ op: 'added-aces', path: step.path, aces: missing }, () => sys.addAces(step.path, missing));
         return;
       }
+      case 'ensure-dir': {
+        if (await sys.pathInfo(step.path)) return;
+        await journal.record({ op: 'created-dir', path: step.path, tree: true }, () => sys.createDirectory(step.path));
+        return;
+      }
       case 'write-install-state': {
         // Written last: its presence means setup completed (the per-command side checks for it).
         const state: InstallState = {
