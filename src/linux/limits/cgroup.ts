@@ -305,19 +305,24 @@ function processesIn(paths: string[]): number[] {
   return [...pids];
 }
 
-/** One round of killing: cgroup.kill where the kernel has it, SIGKILL to each member otherwise. */
+/** One round of killing: cgroup.kill where the kernel has it, SIGKILL to each other member. */
 function killRound(dirs: readonly Pick<SandboxDir, 'path' | 'version'>[]): number[] {
   const left = processesIn(dirs.map((d) => d.path));
   if (left.length === 0) return left;
+  let killedByCgroup = new Set<number>();
   const v2 = dirs.find((d) => d.version === 2 && fileExists(`${d.path}/cgroup.kill`));
   if (v2) {
+    const members = processesIn([v2.path]);
     try {
+      // Atomic: also catches children forked while the kill is under way.
       writeControl(`${v2.path}/cgroup.kill`, '1');
+      killedByCgroup = new Set(members);
     } catch {
-      // fall through to per-process kills
+      // signal them one by one below
     }
   }
   for (const pid of left) {
+    if (killedByCgroup.has(pid)) continue;
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
