@@ -1,7 +1,7 @@
 // Resource limits for Linux sandboxes: plan (pure) → cgroup/rlimit enforcement → usage report.
 export { detectCgroupFacts, cgroupFactsFrom, parseCgroupMounts, parseProcCgroup, cgroupDir } from './detect.js';
 export type { CgroupFacts, CgroupV1Hierarchy, CgroupV2Facts, CgroupMount, CgroupProbe, Controller } from './detect.js';
-export { planLimits, formatBytes, CPU_PERIOD_US, NPROC_BACKSTOP_MARGIN, RLIMIT_DATA_NEEDS_BYTES, RLIMIT_DATA_NODE_MIN_BYTES } from './plan.js';
+export { planLimits, formatBytes, CPU_PERIOD_US, NPROC_BACKSTOP_MARGIN, RLIMIT_DATA_NODE_MIN_BYTES } from './plan.js';
 export type { LimitsPlan, LimitChoice, Mechanism, CgroupDirPlan, CgroupWrite, RlimitRecord } from './plan.js';
 export { SandboxCgroup, sweepStaleCgroups, parseKeyedCounters, PARENT_NAME } from './cgroup.js';
 export type { CgroupUsage } from './cgroup.js';

@@ -67,18 +67,16 @@ export const CPU_PERIOD_US = 100_000;
 /** The kernel's smallest CFS quota. */
 const CPU_MIN_QUOTA_US = 1_000;
 
-/**
- * Data-segment needs of everyday tools, measured with RLIMIT_DATA (minimum with which they still
- * succeed, rounded up, on this project's build machine):
- *   python3 -c pass 4 MiB; gcc hello.c 8 MiB; node -e 0 48 MiB; npm --version 88 MiB;
- *   npx tsc -v 116 MiB; tsc (native) building this repository 188 MiB.
- * RLIMIT_AS is not used: it counts address space that is reserved but never touched, and Node
- * reserves much of it — node -e 0 needs 712 MiB of it, and every WebAssembly.Memory (Node's own
- * HTTP client, fetch, uses one) reserves about 10.7 GiB of guard space, so any RLIMIT_AS below
- * ~11 GiB breaks ordinary Node tools. RLIMIT_DATA counts only private writable memory (reserved,
- * inaccessible guard space is free), so it bounds an allocating process without breaking them.
+/*
+ * Memory without cgroups: RLIMIT_DATA, never RLIMIT_AS. Measured minimums with which everyday
+ * tools still succeed (this project's build machine, Node 20):
+ *   RLIMIT_DATA: python3 -c pass 4 MiB; gcc hello.c 8 MiB; node -e 0 48 MiB; npm --version
+ *     88 MiB; npx tsc -v 116 MiB; the native tsc type-checking this repository 188 MiB.
+ *   RLIMIT_AS: node -e 0 712 MiB; tsc 788 MiB; and every WebAssembly.Memory (Node's fetch runs on
+ *     one) reserves ~10.7 GiB of guard space, so any RLIMIT_AS below ~11 GiB breaks Node tools.
+ * RLIMIT_DATA counts only private writable memory (reserved, inaccessible guard space is free), so
+ * it stops an allocating process without breaking them.
  */
-export const RLIMIT_DATA_NEEDS_BYTES = { 'node -e 0': 48 << 20, 'npm --version': 88 << 20, 'tsc build': 188 << 20 } as const;
 /** Below this, warn: Node.js hangs at startup under a smaller RLIMIT_DATA instead of failing (measured: 32 MiB hangs, 48 MiB runs). */
 export const RLIMIT_DATA_NODE_MIN_BYTES = 64 << 20;
 
@@ -140,7 +138,7 @@ export function planLimits(limits: ResolvedLimits, facts: CgroupFacts): LimitsPl
       v2Controllers.push('memory');
       // Swap counted too: a runaway allocation is killed instead of pushing the host into swap.
       v2Writes.push({ file: 'memory.max', value: String(bytes) }, { file: 'memory.swap.max', value: '0', optional: true });
-      memory = { mechanism: via, value: bytes, scope: 'sandbox', note: 'cgroup v2 memory.max (swap off): the kernel kills the sandbox\'s largest process when all of them together exceed it' };
+      memory = { mechanism: via, value: bytes, scope: 'sandbox', note: 'cgroup v2 memory.max (no swap where the kernel accounts it): the kernel kills the sandbox\'s largest process when all of them together exceed it' };
     } else if (via === 'cgroup-v1') {
       // memsw (memory + swap) may only be set once the plain limit is at or below it.
       addV1('memory', [
@@ -148,7 +146,7 @@ export function planLimits(limits: ResolvedLimits, facts: CgroupFacts): LimitsPl
         { file: 'memory.memsw.limit_in_bytes', value: String(bytes), optional: true },
         { file: 'memory.swappiness', value: '0', optional: true },
       ]);
-      memory = { mechanism: via, value: bytes, scope: 'sandbox', note: 'cgroup v1 memory limit (swap included): the kernel kills the sandbox\'s largest process when all of them together exceed it' };
+      memory = { mechanism: via, value: bytes, scope: 'sandbox', note: 'cgroup v1 memory limit (swap counted where the kernel accounts it): the kernel kills the sandbox\'s largest process when all of them together exceed it' };
     } else {
       rlimits.push(rlimit(RLIMIT.DATA, bytes));
       memory = { mechanism: 'rlimit', value: bytes, scope: 'process', note: 'RLIMIT_DATA: each process\'s allocations fail beyond the limit; the sandbox as a whole is not bounded' };

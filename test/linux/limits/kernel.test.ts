@@ -134,7 +134,7 @@ for (const { identity, skip } of identities()) {
     assert.deepEqual(pidsMatching(tag), [], 'bomb processes outlived the sandbox');
   });
 
-  test(`${who}: the kernel exempts host root from RLIMIT_NPROC (why root needs a cgroup)`, { timeout: 90_000 }, async () => {
+  test(`${who}: RLIMIT_NPROC bounds an unprivileged user's sandbox but never host root's (why root needs a cgroup)`, { timeout: 90_000 }, async () => {
     const d = await drive(identity, {
       scenario: 'run',
       limits: NONE,
