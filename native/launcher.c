@@ -58,9 +58,14 @@ enum { F_PLAN = 'P', F_EXEC = 'E', F_SIGNAL = 'S', F_KILL_ALL = 'K', F_RESIZE = 
 struct job {
   int id, active;
   pid_t pid;
-  int notify_fd, pty_master, exec_err_fd;
-  int reports;
+  int pty_master, exec_err_fd;
 };
+// A seccomp listener outlives the job that installed it: processes the job left running in the
+// background (a dev server) still make observed calls, and a closed listener would fail them.
+// It is closed when the kernel says the filter has no users left (POLLHUP).
+struct listener { int fd, job_id, reports; };
+#define MAX_LISTENERS 256
+static struct listener listeners[MAX_LISTENERS];
 struct observe { uint32_t nr; int8_t flags_arg; uint8_t npaths; int8_t dirfd_arg[2]; uint8_t path_arg[2]; };
 
 static int ipc = -1;
@@ -367,7 +372,7 @@ static void resolve_remote(pid_t pid, int dirfd, const char *path, char *out, si
   if (realpath(out, real)) snprintf(out, cap, "%s", real);
 }
 
-static void report_write(struct job *j, const char *name_nr, pid_t pid, int dirfd, uint64_t addr) {
+static void report_write(struct listener *j, const char *name_nr, pid_t pid, int dirfd, uint64_t addr) {
   char path[PATH_MAX], full[PATH_MAX], esc[PATH_MAX * 2];
   if (addr == 0 || read_remote_str(pid, addr, path, sizeof path) < 0) return;
   resolve_remote(pid, dirfd, path, full, sizeof full);
@@ -377,10 +382,10 @@ static void report_write(struct job *j, const char *name_nr, pid_t pid, int dirf
   if (ok || j->reports >= MAX_REPORTS) return;
   j->reports++;
   json_escape(full, esc, sizeof esc);
-  emit("{\"e\":\"violation\",\"job\":%d,\"kind\":\"write\",\"nr\":%s,\"path\":\"%s\"}", j->id, name_nr, esc);
+  emit("{\"e\":\"violation\",\"job\":%d,\"kind\":\"write\",\"nr\":%s,\"path\":\"%s\"}", j->job_id, name_nr, esc);
 }
 
-static void handle_notification(struct job *j) {
+static void handle_notification(struct listener *j) {
   static struct seccomp_notif *req;
   static struct seccomp_notif_resp *resp;
   static struct seccomp_notif_sizes sizes;
@@ -391,11 +396,7 @@ static void handle_notification(struct job *j) {
     if (!req || !resp) fatal("out of memory");
   }
   memset(req, 0, sizes.seccomp_notif);
-  if (ioctl(j->notify_fd, SECCOMP_IOCTL_NOTIF_RECV, req) < 0) {
-    if (errno == ENOENT || errno == EINTR) return;
-    close(j->notify_fd); j->notify_fd = -1; // the filter's users are gone
-    return;
-  }
+  if (ioctl(j->fd, SECCOMP_IOCTL_NOTIF_RECV, req) < 0) return; // the caller died, or nothing is queued
   memset(resp, 0, sizes.seccomp_notif_resp);
   resp->id = req->id;
   resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
@@ -406,7 +407,7 @@ static void handle_notification(struct job *j) {
     resp->flags = 0; resp->error = -deny_table[i].err;
     if (j->reports < MAX_REPORTS) {
       j->reports++;
-      emit("{\"e\":\"violation\",\"job\":%d,\"kind\":\"syscall\",\"nr\":%s,\"arg0\":%llu,\"arg1\":%llu}", j->id, nr,
+      emit("{\"e\":\"violation\",\"job\":%d,\"kind\":\"syscall\",\"nr\":%s,\"arg0\":%llu,\"arg1\":%llu}", j->job_id, nr,
            (unsigned long long)req->data.args[0], (unsigned long long)req->data.args[1]);
     }
     break;
@@ -422,7 +423,7 @@ static void handle_notification(struct job *j) {
       break;
     }
   }
-  ioctl(j->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp); // ENOENT: the caller died meanwhile
+  ioctl(j->fd, SECCOMP_IOCTL_NOTIF_SEND, resp); // ENOENT: the caller died meanwhile
 }
 
 // ---------------------------------------------------------------- the process tree
@@ -509,7 +510,7 @@ static void start_job(int id, char **argv, char **envp, const char *cwd, int wan
   for (int i = 0; i < MAX_JOBS && !j; i++) if (!jobs[i].active) j = &jobs[i];
   if (!j) { emit("{\"e\":\"exit\",\"job\":%d,\"code\":null,\"signal\":null,\"execErrno\":%d}", id, EAGAIN); return; }
   memset(j, 0, sizeof *j);
-  j->id = id; j->active = 1; j->notify_fd = j->pty_master = -1;
+  j->id = id; j->active = 1; j->pty_master = -1;
 
   int pipes[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
   for (int i = 0; i < 4; i++) if (stdio[i] == 'p' && pipe2(pipes[i], O_CLOEXEC) < 0) fatal("pipe2");
@@ -579,10 +580,17 @@ static void start_job(int id, char **argv, char **envp, const char *cwd, int wan
   close(errpipe[1]); close(fdsock[1]);
   j->exec_err_fd = errpipe[0];
   if (seccomp_prog.len) {
-    j->notify_fd = recv_fd_over(fdsock[0]);
-    if (j->notify_fd >= 0) {
-      ioctl(j->notify_fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP); // a speed-up where supported
-      fcntl(j->notify_fd, F_SETFL, O_NONBLOCK);
+    int nfd = recv_fd_over(fdsock[0]);
+    struct listener *l = NULL;
+    for (int i = 0; i < MAX_LISTENERS && !l && nfd >= 0; i++) if (listeners[i].fd <= 0) l = &listeners[i];
+    if (l) {
+      *l = (struct listener){ nfd, id, 0 };
+      ioctl(nfd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP); // a speed-up where supported
+      fcntl(nfd, F_SETFL, O_NONBLOCK);
+    } else if (nfd >= 0) {
+      // No room to supervise it: stop the command rather than let its calls fail with ENOSYS.
+      kill(pid, SIGKILL);
+      close(nfd);
     }
   }
   close(fdsock[0]);
@@ -630,12 +638,11 @@ static void job_exited(struct job *j, int status, struct rusage *ru) {
     }
     close(j->pty_master);
   }
-  while (j->notify_fd >= 0) { // answer what is still queued so nothing hangs
-    struct pollfd p = { j->notify_fd, POLLIN, 0 };
-    if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) break;
-    handle_notification(j);
+  for (int i = 0; i < MAX_LISTENERS; i++) { // report what the job's last calls did before its exit
+    if (listeners[i].fd <= 0 || listeners[i].job_id != j->id) continue;
+    struct pollfd p = { listeners[i].fd, POLLIN, 0 };
+    while (poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) handle_notification(&listeners[i]);
   }
-  if (j->notify_fd >= 0) close(j->notify_fd);
   char code[16] = "null", sig[16] = "null";
   if (WIFEXITED(status)) snprintf(code, sizeof code, "%d", WEXITSTATUS(status));
   else if (WIFSIGNALED(status)) snprintf(sig, sizeof sig, "%d", WTERMSIG(status));
@@ -768,20 +775,23 @@ int main(int argc, char **argv) {
   }
 
   for (;;) {
-    struct pollfd fds[3 + 2 * MAX_JOBS];
-    struct job *owner[3 + 2 * MAX_JOBS];
+    struct pollfd fds[3 + 2 * MAX_JOBS + MAX_LISTENERS];
+    struct job *owner[3 + 2 * MAX_JOBS + MAX_LISTENERS];
+    struct listener *lowner[3 + 2 * MAX_JOBS + MAX_LISTENERS];
     int n = 0, stdin_at = -1;
     fds[n++] = (struct pollfd){ ipc, POLLIN, 0 };
     fds[n++] = (struct pollfd){ sfd, POLLIN, 0 };
     for (int i = 0; i < MAX_JOBS; i++) {
       struct job *j = &jobs[i];
       if (!j->active) continue;
-      if (j->notify_fd >= 0) { owner[n] = j; fds[n++] = (struct pollfd){ j->notify_fd, POLLIN, 0 }; }
       if (j->pty_master >= 0) {
         owner[n] = j; fds[n++] = (struct pollfd){ j->pty_master, POLLIN, 0 };
         if (stdin_at < 0) { stdin_at = n; owner[n] = j; fds[n++] = (struct pollfd){ 0, POLLIN, 0 }; }
       }
     }
+    int first_listener = n;
+    for (int i = 0; i < MAX_LISTENERS; i++)
+      if (listeners[i].fd > 0) { lowner[n] = &listeners[i]; fds[n++] = (struct pollfd){ listeners[i].fd, POLLIN, 0 }; }
     if (poll(fds, (nfds_t)n, -1) < 0) { if (errno == EINTR) continue; fatal("poll"); }
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (!read_frames(handle_frame)) kill_all(SIGKILL), _exit(111); // cordon is gone: take everything down
@@ -795,10 +805,13 @@ int main(int argc, char **argv) {
         if (j) job_exited(j, status, &ru);
       }
     }
-    for (int i = 2; i < n; i++) {
+    for (int i = first_listener; i < n; i++) {
+      if (fds[i].revents & POLLIN) handle_notification(lowner[i]);
+      else if (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) { close(lowner[i]->fd); lowner[i]->fd = 0; } // no users left
+    }
+    for (int i = 2; i < first_listener; i++) {
       if (!fds[i].revents || !owner[i]->active) continue;
-      if (fds[i].fd == owner[i]->notify_fd) handle_notification(owner[i]);
-      else if (i == stdin_at) { if (fds[i].revents & (POLLHUP | POLLERR)) close(owner[i]->pty_master), owner[i]->pty_master = -1; else relay(0, owner[i]->pty_master); }
+      if (i == stdin_at) { if (fds[i].revents & (POLLHUP | POLLERR)) close(owner[i]->pty_master), owner[i]->pty_master = -1; else relay(0, owner[i]->pty_master); }
       else if (fds[i].fd == owner[i]->pty_master) relay(owner[i]->pty_master, 1);
     }
     if (finished) {
