@@ -34,8 +34,13 @@ export interface CommandResult {
   violations: Violation[];
   /** Things worth telling the user (e.g. the command created a file your editor runs). */
   notices: string[];
-  /** Resources the command used. */
-  usage: { userMs: number; sysMs: number; maxRssKb: number } | null;
+  /**
+   * Resources the command used: CPU time, and peak memory (of the whole sandbox when a cgroup
+   * measured it, else of its largest process).
+   */
+  usage: { userMs: number; sysMs: number; maxRssKb: number; cpuMs: number | null; peakMemoryBytes: number | null } | null;
+  /** The resource limit that ended the command (memory, process count, wall-clock), if one did. */
+  limitHit: 'memory' | 'pids' | 'timeout' | null;
   durationMs: number;
 }
 
@@ -137,8 +142,9 @@ export function toResult(o: LinuxOutcome, policy: ResolvedPolicy, plan: LinuxPla
     signal: o.signal !== null ? ((SIGNAL_NAMES[o.signal] ?? `SIG${o.signal}`) as NodeJS.Signals) : null,
     timedOut: o.timedOut,
     violations,
-    notices,
-    usage: o.usage,
+    notices: [...(o.limits?.reason && o.limits.limitHit !== 'timeout' ? [o.limits.reason] : []), ...(o.limits?.notes ?? []), ...notices],
+    usage: o.usage ? { ...o.usage, cpuMs: o.limits?.usage.cpuMs ?? null, peakMemoryBytes: o.limits?.usage.peakMemoryBytes ?? null } : null,
+    limitHit: o.limits?.limitHit ?? (o.timedOut ? 'timeout' : null),
     durationMs: o.durationMs,
   };
 }

@@ -11,6 +11,7 @@ import { compileLinuxPlan, compileReducedPlan, type LayerReport, type LinuxPlan,
 import { LinuxSandboxProcess } from './linux/run.js';
 import { kernelHasNotify, seccompPlanFor } from './linux/seccomp-plan.js';
 import { LinuxSession } from './linux/session.js';
+import { detectCgroupFacts, planLimits } from './linux/limits/index.js';
 import { Session } from './session.js';
 export { Session } from './session.js';
 
@@ -101,13 +102,14 @@ export class Sandbox {
         : seccompPlanFor(policy, { arch: host.arch, report: kernelHasNotify(), observeWrites: opts.reportWrites ?? true, noNetworkNamespace: tier === 'reduced' });
     if (!seccomp && !policy.allowReduced)
       throw new LayerUnavailableError(`cordon has no seccomp filter for this CPU architecture (${process.arch}); pass --allow-reduced to run without it`);
+    const limits = planLimits(policy.limits, detectCgroupFacts());
     if (tier === 'reduced') {
       if (policy.network.mode === 'allow-list')
         throw new LayerUnavailableError('the network allow-list needs a network namespace, which the reduced tier does not have; use --network off or full, or fix user namespaces (`cordon doctor`)');
       const tmpDir = mkdtempSync(join(tmpdir(), `cordon-${process.pid}-`));
-      return { policy, plan: compileReducedPlan(policy, host, { tmpDir, seccomp }) };
+      return { policy, plan: compileReducedPlan(policy, host, { tmpDir, seccomp, limits }) };
     }
-    const plan = compileLinuxPlan(policy, host, { ...opts.unsafeTestHooks, seccomp });
+    const plan = compileLinuxPlan(policy, host, { ...opts.unsafeTestHooks, seccomp, limits });
     return { policy, plan };
   }
 

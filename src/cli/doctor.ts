@@ -3,8 +3,12 @@ import { runLinuxChecks, type Check } from '../linux/doctor.js';
 
 export async function runDoctor(json: boolean): Promise<number> {
   let checks: Check[];
+  /** Limits enforced only per process (rlimits) do not stop cordon from running: reported, not missing. */
+  let limits: (Check & { limit?: string })[] = [];
   if (process.platform === 'linux') {
     checks = runLinuxChecks();
+    const { limitChecks } = await import('../linux/limits/index.js');
+    limits = limitChecks();
     // End to end: a real sandbox on the default policy.
     const { createSandbox } = await import('../sandbox.js');
     try {
@@ -18,11 +22,15 @@ export async function runDoctor(json: boolean): Promise<number> {
     checks = [{ layer: 'platform', ok: false, detail: `${process.platform}: the enforcer is verified against a model only, not yet on this OS`, fix: 'run cordon on Linux for now' }];
   }
   if (json) {
-    process.stdout.write(JSON.stringify(checks, null, 2) + '\n');
+    process.stdout.write(JSON.stringify([...checks, ...limits], null, 2) + '\n');
   } else {
     for (const c of checks) {
       process.stdout.write(`${c.ok ? '[ok]     ' : '[missing]'} ${c.layer}: ${c.detail}\n`);
       if (!c.ok && c.fix) process.stdout.write(`          fix: ${c.fix}\n`);
+    }
+    for (const c of limits) {
+      process.stdout.write(`${c.ok ? '[ok]     ' : '[partial]'} ${c.layer}: ${c.detail}\n`);
+      if (!c.ok && c.fix) process.stdout.write(`          to enforce it for the whole sandbox: ${c.fix}\n`);
     }
     const missing = checks.filter((c) => !c.ok).length;
     process.stdout.write(missing ? `\n${missing} layer(s) missing: cordon refuses to run without them unless you pass --allow-reduced.\n` : '\nAll layers are available.\n');

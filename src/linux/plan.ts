@@ -5,7 +5,7 @@ import { isUnder } from '../policy/resolve.js';
 import type { ResolvedPolicy } from '../policy/types.js';
 import type { LinuxHostFacts } from './host.js';
 import type { LandlockPlan, Listener, SeccompPlan } from './launcher-protocol.js';
-import { RLIMIT } from './launcher-protocol.js';
+import type { LimitsPlan } from './limits/plan.js';
 
 /** Landlock access rights (include/uapi/linux/landlock.h). */
 export const LL = {
@@ -43,6 +43,8 @@ export interface LinuxPlanOptions {
   listeners?: Listener[];
   /** Extra variables for the sandbox (proxy settings). */
   extraEnv?: Record<string, string>;
+  /** How resource limits are enforced on this host (limits/plan.ts). */
+  limits?: LimitsPlan;
   /** Test hook: bind these host paths read-write although the policy does not allow it. */
   unsafeExtraWritableBinds?: string[];
 }
@@ -62,6 +64,8 @@ export interface LinuxPlan {
   seccomp: SeccompPlan | null;
   listeners: Listener[];
   rlimits: { resource: number; soft: bigint; hard: bigint }[];
+  /** The resource-limit plan (cgroups to create, rlimits); null when nothing is limited. */
+  limits: LimitsPlan | null;
   /** The command's environment. */
   env: Record<string, string>;
   cwd: string;
@@ -80,7 +84,9 @@ function sortMounts(ops: MountOp[]): MountOp[] {
     .map((x) => x.op);
 }
 
-function mountArgs(op: MountOp): string[] {
+function mountArgs(op: MountOp, tmpfsBytes: number | null): string[] {
+  // Without a memory cgroup, a private tmpfs could fill RAM unnoticed: cap its size.
+  const size = tmpfsBytes ? ['--size', String(tmpfsBytes)] : [];
   switch (op.kind) {
     case 'rw':
     case 'pin':
@@ -88,7 +94,7 @@ function mountArgs(op: MountOp): string[] {
     case 'ro':
       return ['--ro-bind', op.source ?? op.path, op.path];
     case 'tmpfs':
-      return ['--tmpfs', op.path];
+      return [...size, '--tmpfs', op.path];
     case 'dir':
       return ['--perms', '0700', '--dir', op.path];
     case 'mask-dir':
@@ -170,7 +176,9 @@ export function compileLinuxPlan(policy: ResolvedPolicy, host: LinuxHostFacts, o
     '--dev', '/dev',
     '--proc', '/proc',
   ];
-  for (const op of sortMounts(ops)) args.push(...mountArgs(op));
+  // The sandbox must not raise its own limits: cgroup files stay read-only even in full-access mode.
+  if (fullAccess) ops.push({ path: '/sys/fs/cgroup', kind: 'ro' });
+  for (const op of sortMounts(ops)) args.push(...mountArgs(op, opts.limits?.tmpfsBytes ?? null));
 
   // Landlock: the second, independent lock on writes.
   let landlock: LandlockPlan | null = null;
@@ -198,8 +206,7 @@ export function compileLinuxPlan(policy: ResolvedPolicy, host: LinuxHostFacts, o
       }
     : null;
 
-  const rlimits: LinuxPlan['rlimits'] = [];
-  if (policy.limits.pids) rlimits.push({ resource: RLIMIT.NPROC, soft: BigInt(policy.limits.pids), hard: BigInt(policy.limits.pids) });
+  const rlimits: LinuxPlan['rlimits'] = opts.limits?.rlimits ?? [];
 
   const env: Record<string, string> = {
     ...policy.env.vars,
@@ -219,7 +226,7 @@ export function compileLinuxPlan(policy: ResolvedPolicy, host: LinuxHostFacts, o
     { layer: 'landlock', active: !!landlock, detail: landlock ? 'writes only beneath writable roots; abstract sockets and signals scoped' : fullAccess ? 'not used in full-access mode' : 'disabled' },
     { layer: 'seccomp', active: !!seccomp, detail: seccomp ? 'dangerous syscalls denied' : 'no filter compiled' },
     { layer: 'no_new_privs', active: !!host.launcher, detail: 'set by the launcher before exec' },
-    { layer: 'resource limits', active: rlimits.length > 0, detail: `pids ≤ ${policy.limits.pids ?? 'unlimited'}` },
+    limitsLayer(opts.limits ?? null),
     { layer: 'environment', active: policy.env.removed.length > 0, detail: `${policy.env.removed.length} secret-looking variable(s) removed` },
   ];
 
@@ -232,10 +239,25 @@ export function compileLinuxPlan(policy: ResolvedPolicy, host: LinuxHostFacts, o
     seccomp,
     listeners: opts.listeners ?? [],
     rlimits,
+    limits: opts.limits ?? null,
     env,
     cwd: policy.cwd,
     layers,
   };
+}
+
+/** The resource-limits line of the layer report: what is limited, and how. */
+export function limitsLayer(limits: LimitsPlan | null): LayerReport {
+  if (!limits) return { layer: 'resource limits', active: false, detail: 'none' };
+  const parts: string[] = [];
+  for (const [name, c] of [['memory', limits.memory], ['pids', limits.pids], ['cpu', limits.cpu]] as const) {
+    if (c.value === null) continue;
+    const value = name === 'memory' ? `${Math.round(c.value / 2 ** 20)} MiB` : String(c.value);
+    parts.push(`${name} ${value} (${c.mechanism === 'none' ? 'not enforced' : c.mechanism}${c.scope === 'process' ? ', per process' : ''})`);
+  }
+  if (limits.timeoutMs) parts.push(`timeout ${limits.timeoutMs / 1000}s`);
+  const active = [limits.memory, limits.pids, limits.cpu].some((c) => c.mechanism !== 'none' && c.value !== null) || !!limits.timeoutMs;
+  return { layer: 'resource limits', active, detail: parts.join(', ') || 'none' };
 }
 
 /** Device files a command writes to in any tier (there is no private /dev in the reduced tier). */
@@ -247,7 +269,7 @@ const HOST_DEVICES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/tty', '/dev/p
  * network is off and every socket(AF_UNIX) (host services' sockets are not hidden), and the
  * launcher tracks the process tree itself. What it cannot do is listed in `layers`.
  */
-export function compileReducedPlan(policy: ResolvedPolicy, host: LinuxHostFacts, opts: { tmpDir: string; seccomp: SeccompPlan | null }): LinuxPlan {
+export function compileReducedPlan(policy: ResolvedPolicy, host: LinuxHostFacts, opts: { tmpDir: string; seccomp: SeccompPlan | null; limits?: LimitsPlan }): LinuxPlan {
   if (policy.network.mode === 'allow-list')
     throw new Error('the network allow-list needs the full tier (a network namespace); user namespaces are unavailable here');
   const fullAccess = policy.mode === 'full-access';
@@ -280,7 +302,9 @@ export function compileReducedPlan(policy: ResolvedPolicy, host: LinuxHostFacts,
     landlock,
     seccomp,
     listeners: [],
-    rlimits: [],
+    // Without a user namespace RLIMIT_NPROC would count every process of the user, not the sandbox's.
+    rlimits: (opts.limits?.rlimits ?? []).filter((r) => r.resource !== 6),
+    limits: opts.limits ?? null,
     env,
     cwd: policy.cwd,
     layers: [
@@ -291,7 +315,7 @@ export function compileReducedPlan(policy: ResolvedPolicy, host: LinuxHostFacts,
       { layer: 'landlock', active: !!landlock, detail: landlock ? 'writes only beneath writable roots and a private temp dir; signals and abstract sockets scoped' : 'not used in full-access mode' },
       { layer: 'seccomp', active: !!seccomp, detail: seccomp ? 'dangerous syscalls denied; socket(AF_UNIX) refused (host services’ sockets are not hidden)' : 'no filter compiled' },
       { layer: 'no_new_privs', active: true, detail: 'set by the launcher before exec' },
-      off('resource limits', 'process limits need a user namespace or cgroups'),
+      limitsLayer(opts.limits ?? null),
       { layer: 'environment', active: policy.env.removed.length > 0, detail: `${policy.env.removed.length} secret-looking variable(s) removed` },
     ],
   };

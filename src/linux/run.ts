@@ -9,6 +9,10 @@ import type { Readable, Writable } from 'node:stream';
 import type { LinuxHostFacts } from './host.js';
 import { encodeKillAll, encodePlan, encodeResize, encodeSignal, type LauncherEvent } from './launcher-protocol.js';
 import { EMPTY_FD, type LinuxPlan } from './plan.js';
+import { reportLimits, SandboxCgroup, type LimitsReport } from './limits/index.js';
+
+/** bwrap writes its sandbox's host PID here, so cordon can put it in the cgroup before the plan. */
+const INFO_FD = 5;
 
 export type StdioMode = 'inherit' | 'pipe' | 'ignore';
 
@@ -52,6 +56,8 @@ export interface LinuxOutcome {
   layers: LayerState | null;
   violations: RawViolation[];
   usage: { userMs: number; sysMs: number; maxRssKb: number } | null;
+  /** What the command used and which limit ended it. */
+  limits: LimitsReport | null;
   durationMs: number;
 }
 
@@ -81,19 +87,27 @@ export class LinuxSandboxProcess extends EventEmitter {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot create ${dir} to protect it: ${(e as Error).message}`);
       }
     }
+    // Resource limits that need a cgroup: made before the sandbox starts, joined before the plan.
+    const cgroup = plan.limits ? SandboxCgroup.create(plan.limits) : null;
+    this.cgroup = cgroup;
     const nullFd = openSync('/dev/null', 'r'); // bwrap reads empty mask files from it
     const stdio: (StdioMode | 'ipc' | number)[] = [...opts.stdio, 'ipc'];
     while (stdio.length < EMPTY_FD) stdio.push('ignore');
     stdio[EMPTY_FD] = nullFd;
+    if (cgroup && !reduced) stdio[INFO_FD] = 'pipe';
     // Capture bwrap's own complaints even when the command's stderr is inherited? No: in inherit
     // mode they reach the user directly, which is what they need to see.
     try {
       // Reduced tier: the launcher runs directly, without namespaces.
-      this.child = spawn(reduced ? host.launcher : host.bwrap!, reduced ? [] : [...plan.bwrapArgs, '--', host.launcher], {
+      const infoArgs = cgroup && !reduced ? ['--info-fd', String(INFO_FD)] : [];
+      this.child = spawn(reduced ? host.launcher : host.bwrap!, reduced ? [] : [...infoArgs, ...plan.bwrapArgs, '--', host.launcher], {
         stdio: stdio as never,
         env: {}, // the launcher gets nothing from the host; the command's environment is in the plan
         detached: true, // terminal signals reach cordon, which forwards them deliberately
       });
+    } catch (e) {
+      cgroup?.removeSync();
+      throw e;
     } finally {
       closeSync(nullFd);
     }
@@ -107,7 +121,7 @@ export class LinuxSandboxProcess extends EventEmitter {
     this.child.on('error', (e) => {
       this.outcome.setupError ??= `cannot start bubblewrap: ${e.message}`;
     });
-    this.child.send(
+    const sendPlan = () => this.child.send(
       encodePlan({
         mode: 'single',
         noPidNamespace: reduced,
@@ -124,11 +138,15 @@ export class LinuxSandboxProcess extends EventEmitter {
         if (err) this.outcome.setupError ??= `cannot send the plan to the sandbox: ${err.message}`;
       },
     );
+    if (!cgroup) sendPlan();
+    else this.joinCgroup(cgroup, reduced, sendPlan);
     if (opts.timeoutMs) this.timers.push(setTimeout(() => this.terminate(true), opts.timeoutMs));
     this.exited = new Promise((resolveExit) => {
-      this.child.on('close', (code, signal) => {
+      this.child.on('close', async (code, signal) => {
         this.done = true;
         if (plan.tmpDir) rmSync(plan.tmpDir, { recursive: true, force: true });
+        const used = cgroup?.readUsage() ?? null;
+        await cgroup?.remove().catch(() => undefined);
         for (const t of this.timers) clearTimeout(t);
         const o = this.outcome;
         if (o.code === undefined && o.signal === undefined && !o.setupError) {
@@ -145,6 +163,9 @@ export class LinuxSandboxProcess extends EventEmitter {
           layers: o.layers ?? null,
           violations: o.violations,
           usage: o.usage ?? null,
+          limits: plan.limits
+            ? reportLimits(plan.limits, { code: o.code ?? null, signal: o.signal ?? null, timedOut: o.timedOut ?? false, rusage: o.usage ?? null }, used)
+            : null,
           durationMs: performance.now() - start,
         });
       });
@@ -153,6 +174,33 @@ export class LinuxSandboxProcess extends EventEmitter {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  private readonly cgroup: SandboxCgroup | null = null;
+
+  /** Puts the sandbox's first process into the cgroup, then lets the plan go (fail closed). */
+  private joinCgroup(cgroup: SandboxCgroup, reduced: boolean, then: () => void): void {
+    const join = (pid: number) => {
+      try {
+        cgroup.addProcess(pid);
+        then();
+      } catch (e) {
+        this.outcome.setupError ??= `cannot apply resource limits: ${(e as Error).message}`;
+        this.child.kill('SIGKILL');
+      }
+    };
+    if (reduced) return join(this.child.pid!);
+    let info = '';
+    const stream = (this.child.stdio as unknown as Readable[])[INFO_FD]!;
+    stream.on('data', (d: Buffer) => {
+      info += d.toString();
+      const m = /"child-pid":\s*(\d+)/.exec(info);
+      if (m && info.includes('}')) {
+        stream.removeAllListeners('data');
+        stream.resume();
+        join(Number(m[1]));
+      }
+    });
   }
 
   private onEvent(msg: LauncherEvent, handle: unknown): void {

@@ -12,6 +12,9 @@ import type { LinuxHostFacts } from './host.js';
 import { encodeExec, encodeKillAll, encodePlan, encodeResize, encodeShutdown, encodeSignal, type LauncherEvent } from './launcher-protocol.js';
 import { EMPTY_FD, type LinuxPlan } from './plan.js';
 import { errnoName, type LayerState, type LinuxOutcome, type RawViolation } from './run.js';
+import { reportLimits, SandboxCgroup, type CgroupUsage } from './limits/index.js';
+
+const INFO_FD = 5;
 
 export interface SessionJobOptions {
   argv: string[];
@@ -53,6 +56,8 @@ interface JobRecord {
 export class LinuxSession extends EventEmitter {
   private child: ChildProcess;
   private jobs = new Map<number, JobRecord>();
+  /** Cgroup counters when each job started, to tell which job a limit event belongs to. */
+  private usageAtStart = new Map<number, CgroupUsage>();
   private nextJob = 1;
   private closed = false;
   private exitedOnce: Promise<void>;
@@ -60,6 +65,8 @@ export class LinuxSession extends EventEmitter {
   layers: LayerState | null = null;
   private setupError: string | null = null;
   private stderrTail = '';
+  /** The session's cgroup: its limits hold for everything the session runs, together. */
+  private cgroup: SandboxCgroup | null;
 
   constructor(
     private readonly plan: LinuxPlan,
@@ -75,11 +82,17 @@ export class LinuxSession extends EventEmitter {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot create ${dir} to protect it: ${(e as Error).message}`);
       }
     }
+    this.cgroup = plan.limits ? SandboxCgroup.create(plan.limits) : null;
     const nullFd = openSync('/dev/null', 'r');
     const stdio: unknown[] = ['ignore', 'ignore', 'pipe', 'ipc'];
     stdio[EMPTY_FD] = nullFd;
+    if (this.cgroup && !reduced) stdio[INFO_FD] = 'pipe';
     try {
-      this.child = spawn(reduced ? host.launcher : host.bwrap!, reduced ? [] : [...plan.bwrapArgs, '--', host.launcher], { stdio: stdio as never, env: {}, detached: true });
+      const infoArgs = this.cgroup && !reduced ? ['--info-fd', String(INFO_FD)] : [];
+      this.child = spawn(reduced ? host.launcher : host.bwrap!, reduced ? [] : [...infoArgs, ...plan.bwrapArgs, '--', host.launcher], { stdio: stdio as never, env: {}, detached: true });
+    } catch (e) {
+      this.cgroup?.removeSync();
+      throw e;
     } finally {
       closeSync(nullFd);
     }
@@ -96,20 +109,50 @@ export class LinuxSession extends EventEmitter {
     });
     this.readyOnce.catch(() => undefined);
     this.exitedOnce = new Promise((resolveExit) => {
-      this.child.on('close', () => {
+      this.child.on('close', async () => {
         this.closed = true;
         if (plan.tmpDir) rmSync(plan.tmpDir, { recursive: true, force: true });
+        await this.cgroup?.remove().catch(() => undefined);
         const why = this.setupError ?? (this.stderrTail.split('\n').filter((l) => l.startsWith('bwrap:')).pop()?.trim() || 'the session sandbox ended');
         this.emit('failed', new Error(why));
-        for (const rec of this.jobs.values()) rec.finish({ code: null, signal: 9, timedOut: rec.timedOut, execErrno: 0, setupError: why, layers: this.layers, violations: rec.violations, usage: null, durationMs: performance.now() - rec.started });
+        for (const rec of this.jobs.values())
+          rec.finish({ code: null, signal: 9, timedOut: rec.timedOut, execErrno: 0, setupError: why, layers: this.layers, violations: rec.violations, usage: null, limits: null, durationMs: performance.now() - rec.started });
         this.jobs.clear();
         resolveExit();
       });
     });
-    this.child.send(
-      encodePlan({ mode: 'session', noPidNamespace: reduced, env: plan.env, cwd: plan.cwd, rlimits: plan.rlimits, landlock: plan.landlock, seccomp: plan.seccomp, listeners: plan.listeners }),
-      () => undefined,
-    );
+    const sendPlan = () =>
+      this.child.send(
+        encodePlan({ mode: 'session', noPidNamespace: reduced, env: plan.env, cwd: plan.cwd, rlimits: plan.rlimits, landlock: plan.landlock, seccomp: plan.seccomp, listeners: plan.listeners }),
+        () => undefined,
+      );
+    if (!this.cgroup) sendPlan();
+    else this.joinCgroup(this.cgroup, reduced, sendPlan);
+  }
+
+  /** Puts the session's PID 1 into the cgroup before the plan lets anything run (fail closed). */
+  private joinCgroup(cgroup: SandboxCgroup, reduced: boolean, then: () => void): void {
+    const join = (pid: number) => {
+      try {
+        cgroup.addProcess(pid);
+        then();
+      } catch (e) {
+        this.setupError ??= `cannot apply resource limits: ${(e as Error).message}`;
+        this.child.kill('SIGKILL');
+      }
+    };
+    if (reduced) return join(this.child.pid!);
+    let info = '';
+    const stream = (this.child.stdio as unknown as Readable[])[INFO_FD]!;
+    stream.on('data', (d: Buffer) => {
+      info += d.toString();
+      const m = /"child-pid":\s*(\d+)/.exec(info);
+      if (m && info.includes('}')) {
+        stream.removeAllListeners('data');
+        stream.resume();
+        join(Number(m[1]));
+      }
+    });
   }
 
   /** Resolves when the sandbox is set up (rejects with the reason when it could not be). */
@@ -155,6 +198,11 @@ export class LinuxSession extends EventEmitter {
         if (!rec) break;
         this.jobs.delete(msg.job);
         for (const t of rec.timers) clearTimeout(t);
+        const before = this.usageAtStart.get(msg.job);
+        this.usageAtStart.delete(msg.job);
+        const now = this.cgroup?.readUsage() ?? null;
+        const delta = now && before ? { ...now, oomKills: (now.oomKills ?? 0) - (before.oomKills ?? 0), pidsRefused: (now.pidsRefused ?? 0) - (before.pidsRefused ?? 0) } : now;
+        const rusage = { userMs: msg.userUs / 1000, sysMs: msg.sysUs / 1000, maxRssKb: msg.maxRssKb };
         rec.finish({
           code: msg.code,
           signal: msg.signal,
@@ -163,7 +211,8 @@ export class LinuxSession extends EventEmitter {
           setupError: null,
           layers: this.layers,
           violations: rec.violations,
-          usage: { userMs: msg.userUs / 1000, sysMs: msg.sysUs / 1000, maxRssKb: msg.maxRssKb },
+          usage: rusage,
+          limits: this.plan.limits ? reportLimits(this.plan.limits, { code: msg.code, signal: msg.signal, timedOut: rec.timedOut, rusage }, delta) : null,
           durationMs: performance.now() - rec.started,
         });
         break;
@@ -202,6 +251,7 @@ export class LinuxSession extends EventEmitter {
     };
     rec.job = job;
     this.jobs.set(id, rec);
+    if (this.cgroup) this.usageAtStart.set(id, this.cgroup.readUsage());
     const streamsReady = new Promise<void>((resolveStreams) => {
       const check = () => {
         if (wanted.every((fd) => rec.streams.has(fd))) resolveStreams();

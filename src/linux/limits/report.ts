@@ -31,6 +31,9 @@ export interface LimitsReport {
   notes: string[];
 }
 
+/** Only limits the user chose are worth a note (the default is most of the machine's memory). */
+const DEFAULT_MEMORY_NOTE_BELOW = 8 * 2 ** 30;
+
 /** Share of a per-process RLIMIT_DATA that a failed command's peak resident memory must reach to blame the limit. */
 export const RLIMIT_MEMORY_BLAME_FRACTION = 0.9;
 
@@ -77,5 +80,9 @@ export function reportLimits(plan: LimitsPlan, end: CommandEnd, cgroup: CgroupUs
   if (limitHit !== 'memory' && oomKills > 0) notes.push(`the memory limit was reached and the kernel killed ${plural(oomKills, 'process')}`);
   if (limitHit !== 'pids' && pidsRefused > 0) notes.push(`the process limit refused ${pidsRefused} fork${pidsRefused === 1 ? '' : 's'}`);
   if (cgroup?.cpuThrottledMs) notes.push(`the CPU quota held the sandbox back for ${Math.round(cgroup.cpuThrottledMs)} ms`);
+  // A single allocation larger than the rlimit fails before the process grows: nothing to infer
+  // from, but the user should know the limit was there.
+  if (!limitHit && failed && plan.memory.mechanism === 'rlimit' && plan.memory.value !== null && plan.memory.value < DEFAULT_MEMORY_NOTE_BELOW)
+    notes.push(`the command failed with each process limited to ${formatBytes(plan.memory.value)} of memory (memory limit, RLIMIT_DATA): an out-of-memory error above means it reached that limit; raise --memory if it needs more`);
   return { usage, peakMemoryScope, limitHit, evidence, reason, notes };
 }
