@@ -42,6 +42,8 @@ export const GIT_PROTECTED_ENTRIES = {
   config: 'config',
   /** Per-worktree config (extensions.worktreeConfig). */
   worktreeConfig: 'config.worktree',
+  /** Where git takes hooks and config from for a worktree: created in any git dir, it redirects git. */
+  commonDir: 'commondir',
 } as const;
 
 /**

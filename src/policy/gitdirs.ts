@@ -36,6 +36,8 @@ export interface GitDirs {
   gitDirs: string[];
   /** Common dirs of linked worktrees / submodule gitdirs that lie outside the scanned root. */
   external: string[];
+  /** `.git` files (worktrees, submodules): rewriting one points git at other hooks and config. */
+  gitFiles: string[];
   stats: GitScanStats;
 }
 
@@ -186,9 +188,11 @@ export function commonDirOf(gitDir: string): string {
 export function findGitDirs(root: string, cacheDir: string | null): GitDirs {
   const { dirs, stats } = scanTree(root, cacheDir);
   const found = new Set<string>();
+  const gitFiles: string[] = [];
   for (const [rel, entry] of Object.entries(dirs)) {
     if (!entry.git) continue;
     const at = join(root, rel, '.git');
+    if (entry.git === 'file') gitFiles.push(at);
     const gitDir = entry.git === 'dir' ? at : readGitFile(at);
     if (!gitDir || !isGitDir(gitDir)) continue;
     found.add(gitDir);
@@ -197,5 +201,5 @@ export function findGitDirs(root: string, cacheDir: string | null): GitDirs {
   }
   const inside = (p: string) => p === root || p.startsWith(root.endsWith('/') ? root : root + '/');
   const all = [...found].sort();
-  return { gitDirs: all, external: all.filter((d) => !inside(d)), stats };
+  return { gitDirs: all, external: all.filter((d) => !inside(d)), gitFiles: gitFiles.sort(), stats };
 }

@@ -144,7 +144,7 @@ export function resolvePolicy(input: PolicyInput, ctx: ResolveContext): ResolveR
   };
   if (mode === 'workspace-write') {
     for (const root of writable.filter((w) => w.path !== '/')) {
-      const { gitDirs, external, stats } = findGitDirs(root.path, ctx.cacheDir ?? null);
+      const { gitDirs, external, gitFiles, stats } = findGitDirs(root.path, ctx.cacheDir ?? null);
       gitScan.push(stats);
       // Linked worktrees and submodules keep their metadata elsewhere: git must be able to commit
       // there, so those git dirs become writable too (their hooks and config stay protected).
@@ -153,7 +153,11 @@ export function resolvePolicy(input: PolicyInput, ctx: ResolveContext): ResolveR
         protect(join(gitDir, GIT_PROTECTED_ENTRIES.hooks), 'dir', 'git-hooks');
         protect(join(gitDir, GIT_PROTECTED_ENTRIES.config), 'file', 'git-config');
         if (existsSync(join(gitDir, GIT_PROTECTED_ENTRIES.worktreeConfig))) protect(join(gitDir, GIT_PROTECTED_ENTRIES.worktreeConfig), 'file', 'git-config');
+        // Present in worktrees (pinned read-only); elsewhere it cannot be pinned without a
+        // placeholder, so its appearance is reported instead.
+        protect(join(gitDir, GIT_PROTECTED_ENTRIES.commonDir), 'file', 'git-config');
       }
+      for (const f of gitFiles) protect(f, 'file', 'git-config');
     }
     for (const root of writable.filter((w) => w.path !== '/' && w.reason !== 'git-metadata')) {
       for (const entry of RUNS_CODE_LATER) {

@@ -106,6 +106,24 @@ for (const id of identities()) {
         reset: () => spawnSync('git', ['config', '--unset', 'core.fsmonitor'], { cwd: s.workspace }),
       }));
 
+    test('rewrite a .git file (a worktree or submodule pointer) to redirect git elsewhere', async () => {
+      // A linked worktree inside the workspace: its .git is a file naming its git dir.
+      spawnSync('sh', ['-c', 'git -c safe.directory="*" commit -q --allow-empty -m init && git -c safe.directory="*" worktree add -q wt -b wt'], { cwd: s.workspace, env: s.env });
+      if (id.user) spawnSync('chown', ['-R', `${id.uid}:${id.gid}`, s.workspace]);
+      const gitFile = join(s.workspace, 'wt', '.git');
+      assert.match(readFileSync(gitFile, 'utf8'), /^gitdir: /);
+      await checkProbe(s, {
+        script: 'echo "gitdir: /tmp/evil-TOKEN" > wt/.git',
+        escaped: (t) => readFileSync(gitFile, 'utf8').includes(t),
+        reset: () => spawnSync('git', ['-c', 'safe.directory=*', 'worktree', 'repair'], { cwd: s.workspace, env: s.env }),
+      });
+    });
+
+    test('creating .git/commondir (it would redirect git to other hooks) is reported', async () => {
+      const r = await cordonSh(s, 'mkdir -p evil/hooks && echo ../evil > .git/commondir; true');
+      assert.match(r.stderr, /cordon: the command created .*\.git\/commondir, which your tools may run later; review it/);
+    });
+
     test('read ~/.ssh/id_rsa', () =>
       checkProbe(s, { script: 'cat "$HOME/.ssh/id_rsa"; ls "$HOME/.ssh"', escaped: (_t, out) => out.stdout.includes('PRIVATE KEY MATERIAL') || out.stdout.includes('id_rsa') }));
 
