@@ -36,7 +36,24 @@ function summarize(r: CommandResult, cmd: string, quiet: boolean, timeoutMs: num
   return r.exitCode;
 }
 
+/** Windows: verified against a model only (docs/windows.md); the enforcer runs the same policy sources. */
+async function runOnWindows(values: Values, argv: string[]): Promise<number> {
+  const { loadPolicy } = await import('../policy/load.js');
+  const loaded = loadPolicy({
+    flags: flagsToPolicy(values as never),
+    policyFile: values.policy as string | undefined,
+    userConfig: values['no-user-config'] ? null : undefined,
+    env: process.env,
+    home: process.env.USERPROFILE ?? homedir(),
+  });
+  const windowsModule = '../windows/index.js';
+  const { runWindowsSandboxed } = (await import(windowsModule)) as typeof import('../windows/index.js');
+  const r = await runWindowsSandboxed(loaded.input, argv, { stdout: (b) => process.stdout.write(b), stderr: (b) => process.stderr.write(b) });
+  return r.exitCode;
+}
+
 export async function runCommand(values: Values, argv: string[]): Promise<number> {
+  if (process.platform === 'win32') return runOnWindows(values, argv);
   const sandbox = await sandboxFromFlags(values);
   for (const w of sandbox.policy.warnings) say(w);
   if (sandbox.tier === 'reduced') {
