@@ -11,7 +11,7 @@ import { compileLinuxPlan, compileReducedPlan, type LayerReport, type LinuxPlan,
 import { LinuxSandboxProcess } from './linux/run.js';
 import { kernelHasNotify, seccompPlanFor } from './linux/seccomp-plan.js';
 import { LinuxSession } from './linux/session.js';
-import { detectCgroupFacts, planLimits } from './linux/limits/index.js';
+import { detectCgroupFacts, planLimits, SandboxCgroup } from './linux/limits/index.js';
 import { Session } from './session.js';
 export { Session } from './session.js';
 
@@ -53,6 +53,19 @@ export class Sandbox {
   private closed = false;
   /** The plan compiled by create() has not been used yet (saves a second resolve for one-shot use). */
   private fresh = true;
+  /**
+   * One cgroup for the sandbox's one-shot commands, made at the first command and reused: creating
+   * and removing one per command costs more than the rest of cordon's work. Limits therefore hold
+   * for commands running at the same time together.
+   */
+  private cgroup: SandboxCgroup | null | undefined;
+  private removeCgroupAtExit = () => this.cgroup?.removeSync();
+  /**
+   * A sandbox started ahead of the next run() with the current plan, waiting for its command: most
+   * of a sandbox's start-up then happens while the caller is busy elsewhere. Used only if the plan
+   * compiled for that command is identical (otherwise it is discarded).
+   */
+  private warm: { proc: LinuxSandboxProcess; fingerprint: string } | null = null;
 
   private constructor(
     private readonly loaded: LoadedPolicy,
@@ -130,6 +143,10 @@ export class Sandbox {
 
   /** Starts a command; stream its stdio. */
   spawn(argv: string[], opts: SpawnOptions = {}): SandboxedCommand {
+    return this.start(argv, opts, false);
+  }
+
+  private start(argv: string[], opts: SpawnOptions, pooled: boolean): SandboxedCommand {
     if (this.closed) throw new Error('this sandbox is closed');
     if (!argv.length || !argv[0]) throw new PolicyError('no command given; pass the command and its arguments');
     // Re-resolve per command: new nested repositories, host sockets and git dirs are picked up.
@@ -137,18 +154,32 @@ export class Sandbox {
     this.fresh = false;
     const { policy, plan } = this.current;
     const before = new Set(plan.watchCreated.filter((p) => existsSync(p)));
-    const proc = new LinuxSandboxProcess({
-      plan: opts.env ? { ...plan, env: { ...plan.env, ...opts.env } } : plan,
-      host: this.host,
-      argv,
-      stdio: opts.stdio ?? ['pipe', 'pipe', 'pipe'],
-      pty: opts.pty,
-      timeoutMs: opts.timeoutMs === undefined ? policy.limits.timeoutMs : opts.timeoutMs,
-    });
+    if (this.cgroup === undefined) {
+      this.cgroup = plan.limits ? SandboxCgroup.create(plan.limits) : null;
+      if (this.cgroup) process.once('exit', this.removeCgroupAtExit);
+    }
+    const timeoutMs = opts.timeoutMs === undefined ? policy.limits.timeoutMs : opts.timeoutMs;
+    const warm = pooled ? this.takeWarm(plan) : null;
+    let proc: LinuxSandboxProcess;
+    if (warm) {
+      proc = warm;
+      proc.begin({ argv, env: opts.env, timeoutMs });
+    } else {
+      proc = new LinuxSandboxProcess({
+        cgroup: this.cgroup,
+        plan: opts.env ? { ...plan, env: { ...plan.env, ...opts.env } } : plan,
+        host: this.host,
+        argv,
+        stdio: opts.stdio ?? ['pipe', 'pipe', 'pipe'],
+        pty: opts.pty,
+        timeoutMs,
+      });
+    }
     this.running.add(proc);
     const home = this.opts.env?.HOME ?? process.env.HOME ?? homedir();
     const result = proc.exited.then((o) => {
       this.running.delete(proc);
+      if (pooled && !this.closed) setImmediate(() => this.prewarm());
       if (o.setupError) throw new LayerUnavailableError(`cordon: ${explainSetupError(o.setupError)}`);
       const notices = plan.watchCreated
         .filter((p) => !before.has(p) && existsSync(p))
@@ -166,9 +197,40 @@ export class Sandbox {
     };
   }
 
+  /** The plan's identity: a warm sandbox is used only for a command with the very same plan. */
+  private static fingerprint(plan: LinuxPlan): string {
+    return JSON.stringify({ ...plan, layers: undefined, limits: undefined, seccomp: plan.seccomp ? { ...plan.seccomp, names: undefined, program: plan.seccomp.program.toString('base64') } : null }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+  }
+
+  private takeWarm(plan: LinuxPlan): LinuxSandboxProcess | null {
+    const w = this.warm;
+    this.warm = null;
+    if (!w) return null;
+    if (w.proc.alive && w.fingerprint === Sandbox.fingerprint(plan)) return w.proc;
+    w.proc.kill();
+    return null;
+  }
+
+  /** Starts the next run()'s sandbox now, with the current plan. */
+  private prewarm(): void {
+    if (this.warm || this.closed) return;
+    try {
+      const { plan } = this.current;
+      if (this.cgroup === undefined) return;
+      const proc = new LinuxSandboxProcess({ cgroup: this.cgroup, plan, host: this.host, stdio: ['ignore', 'pipe', 'pipe'] });
+      this.warm = { proc, fingerprint: Sandbox.fingerprint(plan) };
+      void proc.exited.then(() => {
+        if (this.warm?.proc === proc) this.warm = null;
+      });
+    } catch {
+      this.warm = null; // the next run() starts cold and reports any problem itself
+    }
+  }
+
   /** Runs a command to completion and captures its output. */
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
-    const cmd = this.spawn(argv, { timeoutMs: opts.timeoutMs, env: opts.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const pooled = opts.input === undefined;
+    const cmd = this.start(argv, { timeoutMs: opts.timeoutMs, env: opts.env, stdio: [pooled ? 'ignore' : 'pipe', 'pipe', 'pipe'] }, pooled);
     if (opts.input !== undefined) {
       cmd.stdin!.on('error', () => undefined); // the command may exit without reading
       cmd.stdin!.end(opts.input);
@@ -202,12 +264,18 @@ export class Sandbox {
   /** Ends every command and session still running in this sandbox. */
   async close(): Promise<void> {
     this.closed = true;
+    this.warm?.proc.kill();
+    if (this.warm) await this.warm.proc.exited;
+    this.warm = null;
     const waits: Promise<unknown>[] = [...this.running].map((p) => {
       p.kill();
       return p.exited;
     });
     for (const session of this.sessions) waits.push(session.close());
     await Promise.all(waits);
+    process.off('exit', this.removeCgroupAtExit);
+    await this.cgroup?.remove().catch(() => undefined);
+    this.cgroup = null;
   }
 }
 

@@ -9,7 +9,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { LinuxHostFacts } from './host.js';
 import { encodeKillAll, encodePlan, encodeResize, encodeSignal, type LauncherEvent } from './launcher-protocol.js';
 import { EMPTY_FD, type LinuxPlan } from './plan.js';
-import { reportLimits, SandboxCgroup, type LimitsReport } from './limits/index.js';
+import { reportLimits, SandboxCgroup, usageSince, type LimitsReport } from './limits/index.js';
 
 /** bwrap writes its sandbox's host PID here, so cordon can put it in the cgroup before the plan. */
 const INFO_FD = 5;
@@ -19,7 +19,8 @@ export type StdioMode = 'inherit' | 'pipe' | 'ignore';
 export interface LinuxSpawnOptions {
   plan: LinuxPlan;
   host: LinuxHostFacts;
-  argv: string[];
+  /** The command. Without it the sandbox is started "warm" and waits for begin(). */
+  argv?: string[];
   stdio: [StdioMode, StdioMode, StdioMode];
   /** Run the command on a pseudo-terminal relayed to our stdin/stdout (interactive use). */
   pty?: boolean;
@@ -28,6 +29,11 @@ export interface LinuxSpawnOptions {
   killGraceMs?: number;
   /** Called with each listening socket the launcher created inside the sandbox. */
   onListener?: (id: number, handle: unknown) => void;
+  /**
+   * A cgroup kept by the caller across commands (its limits hold for them together); without it
+   * the command gets a cgroup of its own when the plan needs one.
+   */
+  cgroup?: SandboxCgroup | null;
 }
 
 export interface RawViolation {
@@ -88,8 +94,10 @@ export class LinuxSandboxProcess extends EventEmitter {
       }
     }
     // Resource limits that need a cgroup: made before the sandbox starts, joined before the plan.
-    const cgroup = plan.limits ? SandboxCgroup.create(plan.limits) : null;
+    const ownsCgroup = opts.cgroup === undefined;
+    const cgroup = ownsCgroup ? (plan.limits ? SandboxCgroup.create(plan.limits) : null) : opts.cgroup!;
     this.cgroup = cgroup;
+    let usageBefore: ReturnType<SandboxCgroup['readUsage']> | null = null;
     const nullFd = openSync('/dev/null', 'r'); // bwrap reads empty mask files from it
     const stdio: (StdioMode | 'ipc' | number)[] = [...opts.stdio, 'ipc'];
     while (stdio.length < EMPTY_FD) stdio.push('ignore');
@@ -121,14 +129,24 @@ export class LinuxSandboxProcess extends EventEmitter {
     this.child.on('error', (e) => {
       this.outcome.setupError ??= `cannot start bubblewrap: ${e.message}`;
     });
-    const sendPlan = () => this.child.send(
+    this.joined = new Promise<void>((resolveJoin) => {
+      if (!cgroup) resolveJoin();
+      else this.joinCgroup(cgroup, reduced, resolveJoin);
+    });
+    this.sendPlan = (cmd) => {
+      if (!ownsCgroup && cgroup) {
+        // A cgroup shared across commands: measure this command from here.
+        usageBefore = cgroup.readUsage();
+        cgroup.resetPeak();
+      }
+      this.child.send(
       encodePlan({
         mode: 'single',
         noPidNamespace: reduced,
-        argv: opts.argv,
-        env: plan.env,
+        argv: cmd.argv,
+        env: cmd.env ? { ...plan.env, ...cmd.env } : plan.env,
         cwd: plan.cwd,
-        pty: opts.pty ?? false,
+        pty: cmd.pty ?? false,
         rlimits: plan.rlimits,
         landlock: plan.landlock,
         seccomp: plan.seccomp,
@@ -138,15 +156,16 @@ export class LinuxSandboxProcess extends EventEmitter {
         if (err) this.outcome.setupError ??= `cannot send the plan to the sandbox: ${err.message}`;
       },
     );
-    if (!cgroup) sendPlan();
-    else this.joinCgroup(cgroup, reduced, sendPlan);
-    if (opts.timeoutMs) this.timers.push(setTimeout(() => this.terminate(true), opts.timeoutMs));
+    };
+    if (opts.argv) this.begin({ argv: opts.argv, pty: opts.pty, timeoutMs: opts.timeoutMs });
+    else this.setRef(false);
     this.exited = new Promise((resolveExit) => {
       this.child.on('close', async (code, signal) => {
         this.done = true;
         if (plan.tmpDir) rmSync(plan.tmpDir, { recursive: true, force: true });
-        const used = cgroup?.readUsage() ?? null;
-        await cgroup?.remove().catch(() => undefined);
+        const now = cgroup?.readUsage() ?? null;
+        const used = now && usageBefore ? usageSince(usageBefore, now) : now;
+        if (ownsCgroup) await cgroup?.remove().catch(() => undefined);
         for (const t of this.timers) clearTimeout(t);
         const o = this.outcome;
         if (o.code === undefined && o.signal === undefined && !o.setupError) {
@@ -163,10 +182,10 @@ export class LinuxSandboxProcess extends EventEmitter {
           layers: o.layers ?? null,
           violations: o.violations,
           usage: o.usage ?? null,
-          limits: plan.limits
+          limits: plan.limits && this.began
             ? reportLimits(plan.limits, { code: o.code ?? null, signal: o.signal ?? null, timedOut: o.timedOut ?? false, rusage: o.usage ?? null }, used)
             : null,
-          durationMs: performance.now() - start,
+          durationMs: performance.now() - (this.began ?? start),
         });
       });
     });
@@ -174,6 +193,34 @@ export class LinuxSandboxProcess extends EventEmitter {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  private readonly joined: Promise<void>;
+  private readonly sendPlan: (cmd: { argv: string[]; env?: Record<string, string>; pty?: boolean }) => void;
+  /** When the command was given (performance.now()), or undefined while the sandbox is warm. */
+  private began: number | undefined;
+
+  /** False once the sandbox has ended (a warm one that died can no longer be used). */
+  get alive(): boolean {
+    return !this.done && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** A warm sandbox must not keep the host process alive by itself: unref until it runs something. */
+  private setRef(ref: boolean): void {
+    const channel = (this.child as unknown as { channel?: { ref(): void; unref(): void } }).channel;
+    const handles = [this.child, channel, ...this.child.stdio.filter(Boolean)] as { ref?(): void; unref?(): void }[];
+    for (const h of handles) (ref ? h?.ref : h?.unref)?.call(h);
+  }
+
+  /** Runs the command in a sandbox started without one (see LinuxSpawnOptions.argv). */
+  begin(cmd: { argv: string[]; env?: Record<string, string>; pty?: boolean; timeoutMs?: number | null }): void {
+    if (this.began !== undefined) throw new Error('this sandbox already runs a command');
+    this.began = performance.now();
+    this.setRef(true);
+    void this.joined.then(() => {
+      if (!this.done) this.sendPlan(cmd);
+    });
+    if (cmd.timeoutMs) this.timers.push(setTimeout(() => this.terminate(true), cmd.timeoutMs));
   }
 
   private readonly cgroup: SandboxCgroup | null = null;
@@ -257,6 +304,10 @@ export class LinuxSandboxProcess extends EventEmitter {
   /** Immediate teardown of the whole sandbox. */
   kill(): void {
     if (this.done) return;
+    if (this.began === undefined) {
+      this.child.kill('SIGKILL'); // a warm sandbox: nothing runs in it yet
+      return;
+    }
     this.send(encodeKillAll(9));
     this.timers.push(setTimeout(() => this.child.kill('SIGKILL'), 500));
   }

@@ -153,6 +153,19 @@ function createDir(plan: CgroupDirPlan, name: string): SandboxDir {
   return { version: plan.version, path, controllers: plan.controllers };
 }
 
+/** Counters of `now` since `before` (events and CPU), peak as measured in `now`. */
+export function usageSince(before: CgroupUsage, now: CgroupUsage): CgroupUsage {
+  const minus = (a: number | null, b: number | null) => (a === null ? null : a - (b ?? 0));
+  return {
+    ...now,
+    oomKills: minus(now.oomKills, before.oomKills),
+    pidsRefused: minus(now.pidsRefused, before.pidsRefused),
+    cpuMs: minus(now.cpuMs, before.cpuMs),
+    cpuThrottledMs: minus(now.cpuThrottledMs, before.cpuThrottledMs),
+    throttledPeriods: minus(now.throttledPeriods, before.throttledPeriods),
+  };
+}
+
 /** A sandbox's cgroup, one directory per hierarchy the plan uses. */
 export class SandboxCgroup {
   private removed = false;
@@ -257,6 +270,23 @@ export class SandboxCgroup {
       }
     }
     return u;
+  }
+
+  /**
+   * Starts a new peak-memory measurement (v1 lets the high-water mark be reset; v2's memory.peak
+   * cannot be, so there the peak stays the cgroup's since creation).
+   */
+  resetPeak(): void {
+    for (const d of this.dirs) {
+      if (d.version !== 1 || !d.controllers.includes('memory')) continue;
+      for (const f of ['memory.max_usage_in_bytes', 'memory.memsw.max_usage_in_bytes']) {
+        try {
+          writeControl(`${d.path}/${f}`, '0');
+        } catch {
+          // swap accounting off: that file does not exist
+        }
+      }
+    }
   }
 
   /** SIGKILLs everything in the cgroup and waits (bounded) until it is empty. */
