@@ -1,6 +1,6 @@
 // Network figures for `npm run bench`, measured in one run on loopback: a large download and the
 // time to first byte of fresh connections, direct and through each proxy (cordon's with the
-// splice relay and with its JS fallback, srt's, Codex's managed proxy), plus what the transparent
+// native relay and with its JS fallback, srt's, Codex's managed proxy), plus what the transparent
 // path and the in-sandbox resolver cost.
 //
 // Every server runs in its own process (so no proxy shares an event loop with the server or the
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { EgressProxy } from '../src/network/proxy.js';
-import { spliceUnavailableReason } from '../src/network/relay.js';
+import { nativeUnavailableReason } from '../src/network/relay.js';
 import { PEERS_DIR, findOnPath, writableStateDir } from './layout.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -57,7 +57,7 @@ async function serveUpstream(): Promise<void> {
  * listener, a transparent listener on 0.0.0.0 (same port number as the upstream's IPv6 one) and
  * the resolver. `engine` picks the byte path.
  */
-async function serveCordon(engine: 'splice' | 'js', transparentPort: number): Promise<void> {
+async function serveCordon(engine: 'native' | 'js', transparentPort: number): Promise<void> {
   const proxy = new EgressProxy({
     allow: [BENCH_NAME, '127.0.0.1', '[::1]'],
     deny: [],
@@ -66,6 +66,8 @@ async function serveCordon(engine: 'splice' | 'js', transparentPort: number): Pr
   });
   const listener = net.createServer();
   await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
+  // Read before serving: the proxy takes the server over (the addon accepts, Node's copy closes).
+  const port = (listener.address() as net.AddressInfo).port;
   proxy.serveProxy(listener);
   const transparent = net.createServer();
   await new Promise<void>((r) => transparent.listen(transparentPort, '0.0.0.0', () => r()));
@@ -73,7 +75,7 @@ async function serveCordon(engine: 'splice' | 'js', transparentPort: number): Pr
   const dns = dgram.createSocket('udp4');
   await new Promise<void>((r) => dns.bind(0, '127.0.0.1', () => r()));
   proxy.serveDns(dns);
-  report({ port: (listener.address() as net.AddressInfo).port, dnsPort: dns.address().port });
+  report({ port, dnsPort: dns.address().port });
 }
 
 /** srt's proxy (library), allowing the loopback upstream; it wants its session token. */
@@ -288,9 +290,9 @@ export async function runNetworkBench(options: NetworkBenchOptions = {}): Promis
     const direct = `http://127.0.0.1:${v4}`;
 
     const columns: Column[] = [{ id: 'direct', title: 'direct (no proxy)', args: [], base: direct }];
-    const splice = spliceUnavailableReason();
-    const cordonEngines: ('splice' | 'js')[] = splice === null ? ['splice', 'js'] : ['js'];
-    if (splice !== null) notes.push(`cordon's splice relay is unavailable (${splice}); only the JS relay was measured.`);
+    const unavailable = nativeUnavailableReason();
+    const cordonEngines: ('native' | 'js')[] = unavailable === null ? ['native', 'js'] : ['js'];
+    if (unavailable !== null) notes.push(`cordon's native relay is unavailable (${unavailable}); only the JS relay was measured.`);
     let transparent: { base: string; dnsPort: number } | null = null;
     for (const engine of cordonEngines) {
       // The transparent listener shares the IPv6 upstream's port number, so only one can exist.
@@ -449,7 +451,7 @@ if (process.argv[1] === SELF) {
     mode === '--upstream'
       ? serveUpstream()
       : mode === '--cordon'
-        ? serveCordon(a === 'js' ? 'js' : 'splice', Number(b))
+        ? serveCordon(a === 'js' ? 'js' : 'native', Number(b))
         : mode === '--srt'
           ? serveSrt()
           : runNetworkBench({ runsScale: Number(process.env.CORDON_NET_BENCH_SCALE ?? 1) }).then((table) => {

@@ -23,7 +23,8 @@ import {
   simpleResponse,
 } from './http-head.js';
 import { DEFAULT_POOL, NamePool } from './name-pool.js';
-import { type ByteEngine, type Relay, startRelay } from './relay.js';
+import { type ClientConn, NativeFront, SocketConn } from './client-conn.js';
+import type { ByteEngine, DialRelay } from './relay.js';
 import {
   type NetworkRules,
   type RequestHost,
@@ -65,7 +66,7 @@ export interface EgressProxyOptions {
   connectTimeoutMs?: number;
   /** From accept until the request is complete (default 10 s). */
   handshakeTimeoutMs?: number;
-  /** How allowed bytes flow: splice (native) when available, else JS (default 'auto'). */
+  /** How allowed bytes flow: the native addon (C threads) when available, else Node streams (default 'auto'). */
   byteEngine?: ByteEngine | 'auto';
   /** The transparent path's address pool, inside 127.0.0.0/8 (default 127.80.0.0/16). */
   dnsPool?: string;
@@ -104,62 +105,11 @@ class DialError extends Error {
 
 /** One client's handshake on the proxy listener. */
 interface Handshake {
-  socket: net.Socket;
-  reader: HandshakeReader;
+  conn: ClientConn;
   timedOut: boolean;
-  /** The socket was handed on (to a relay, or to a closing answer); nothing else may close it. */
+  /** The connection was handed on (to a relay, or to a closing answer); nothing else may close it. */
   settled: boolean;
   handshakeDone: () => void;
-}
-
-/** Accumulates a client's first bytes until a handshake parser is satisfied. */
-class HandshakeReader {
-  buf: Buffer = Buffer.alloc(0);
-  private waiter: ((more: boolean) => void) | null = null;
-  private finished = false;
-  private readonly onData = (chunk: Buffer) => {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    this.wake(true);
-  };
-  private readonly onEnd = () => {
-    this.finished = true;
-    this.wake(false);
-  };
-
-  constructor(private readonly socket: net.Socket) {
-    socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
-    socket.on('close', this.onEnd);
-  }
-
-  private wake(more: boolean): void {
-    const w = this.waiter;
-    this.waiter = null;
-    w?.(more);
-  }
-
-  /** Resolves true when more bytes arrived, false when the client went away. */
-  more(): Promise<boolean> {
-    if (this.finished || this.socket.destroyed) return Promise.resolve(false);
-    return new Promise((resolve) => (this.waiter = resolve));
-  }
-
-  /** Stop reading; the unconsumed bytes are returned (Node may buffer more, relay.ts takes those). */
-  detach(consumed: number): Buffer {
-    this.socket.off('data', this.onData);
-    this.socket.off('end', this.onEnd);
-    this.socket.off('close', this.onEnd);
-    this.socket.pause();
-    // Whoever still waits for bytes (e.g. after a timeout answered the client) gives up.
-    this.finished = true;
-    this.wake(false);
-    return this.buf.subarray(consumed);
-  }
-}
-
-function write(socket: net.Socket, data: Buffer): Promise<void> {
-  if (data.length === 0 || socket.destroyed) return Promise.resolve();
-  return new Promise((resolve) => socket.write(data, () => resolve()));
 }
 
 export class EgressProxy extends EventEmitter {
@@ -175,9 +125,13 @@ export class EgressProxy extends EventEmitter {
   private readonly hostAddressesOf: () => IpAddress[];
   private readonly pool: NamePool;
   private readonly servers = new Set<net.Server>();
+  private readonly fronts = new Set<NativeFront>();
   private readonly dnsSockets = new Set<dgram.Socket>();
+  /** Client connections not yet closed (or handed to a relay that has not finished). */
+  private readonly conns = new Set<ClientConn>();
+  /** Upstream sockets the JS byte engine opened. */
   private readonly sockets = new Set<net.Socket>();
-  private readonly relays = new Set<Relay>();
+  private readonly relays = new Set<DialRelay>();
   private readonly dnsDeniedNames = new Set<string>();
   private closed = false;
   private counters = { accepted: 0, relayed: 0, denied: 0, bytesFromClients: 0, bytesFromUpstreams: 0 };
@@ -203,20 +157,24 @@ export class EgressProxy extends EventEmitter {
   }
 
   get stats(): ProxyStats {
-    return { ...this.counters, openSockets: this.sockets.size, activeRelays: this.relays.size };
+    return { ...this.counters, openSockets: this.conns.size + this.sockets.size, activeRelays: this.relays.size };
   }
 
-  /** HTTP proxy (absolute-form and CONNECT) and SOCKS5 on one listener; the first byte decides. */
+  /**
+   * HTTP proxy (absolute-form and CONNECT) and SOCKS5 on one listener; the first byte decides.
+   * The proxy takes the server over: with the native addon, its connections are accepted
+   * outside Node (the server object is closed); otherwise through its 'connection' event.
+   */
   serveProxy(server: net.Server): void {
-    this.serve(server, (socket) => void this.handleProxyClient(socket));
+    this.serve(server, false, (conn) => void this.handleProxyClient(conn));
   }
 
   /**
    * Plain TCP connections to pool addresses: the local address names the host (via serveDns),
-   * the local port is the port. Anything else is closed at once.
+   * the local port is the port. Anything else is reset at once.
    */
   serveTransparent(server: net.Server): void {
-    this.serve(server, (socket) => void this.handleTransparentClient(socket));
+    this.serve(server, true, (conn) => void this.handleTransparentClient(conn));
   }
 
   /** The sandbox's DNS server: A answers from the pool for allowed names, NXDOMAIN otherwise. */
@@ -242,39 +200,46 @@ export class EgressProxy extends EventEmitter {
         // already closed by its owner
       }
     }
+    for (const f of this.fronts) f.stop();
+    this.fronts.clear();
     const relaysDone = [...this.relays].map((r) => {
       r.cancel();
       return r.done;
     });
+    for (const c of [...this.conns]) c.reset();
     await Promise.allSettled(relaysDone);
+    await Promise.all([...this.conns].map((c) => c.closed));
     // A socket leaves the set on 'close', so every one still here has that event ahead of it.
-    const closing = [...this.sockets].map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          s.once('close', () => resolve());
-          s.destroy();
-        }),
+    await Promise.all(
+      [...this.sockets].map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.once('close', () => resolve());
+            s.destroy();
+          }),
+      ),
     );
-    await Promise.all(closing);
   }
 
   // ---- plumbing ----------------------------------------------------------------------------
 
-  private serve(server: net.Server, handler: (socket: net.Socket) => void): void {
+  private serve(server: net.Server, transparent: boolean, handler: (conn: ClientConn) => void): void {
     if (this.closed) throw new Error('EgressProxy is closed');
+    const accept = (conn: ClientConn) => {
+      if (this.closed) return conn.reset();
+      this.counters.accepted++;
+      this.conns.add(conn);
+      void conn.closed.then(() => this.conns.delete(conn));
+      handler(conn);
+    };
+    const front = this.byteEngine === 'js' ? null : NativeFront.take(server, transparent, accept);
+    if (front) {
+      this.fronts.add(front);
+      return;
+    }
     this.servers.add(server);
     server.on('error', () => {});
-    server.on('connection', (socket: net.Socket) => {
-      if (this.closed) {
-        socket.destroy();
-        return;
-      }
-      this.counters.accepted++;
-      this.adopt(socket);
-      // Half-closes are forwarded, not answered by closing our side too.
-      socket.allowHalfOpen = true;
-      handler(socket);
-    });
+    server.on('connection', (socket: net.Socket) => accept(new SocketConn(socket, this.byteEngine, (s) => this.adopt(s))));
   }
 
   private adopt(socket: net.Socket): void {
@@ -292,29 +257,8 @@ export class EgressProxy extends EventEmitter {
     return denial;
   }
 
-  private relay(client: net.Socket, upstream: net.Socket): void {
-    this.counters.relayed++;
-    let r: Relay;
-    try {
-      r = startRelay(client, upstream, this.byteEngine);
-    } catch {
-      client.destroy();
-      upstream.destroy();
-      return;
-    }
-    this.relays.add(r);
-    void r.done.then((s) => {
-      this.relays.delete(r);
-      this.counters.bytesFromClients += s.bytesFromClient;
-      this.counters.bytesFromUpstreams += s.bytesFromUpstream;
-    });
-  }
-
-  // ---- deciding and dialling ---------------------------------------------------------------
-
-  /** Resolve (once), filter the addresses, and connect; throws DialError. */
-  private async dial(host: RequestHost, port: number): Promise<net.Socket> {
-    const deadline = Date.now() + this.connectTimeoutMs;
+  /** Resolve a name (once) and keep the addresses the guard allows; throws DialError. */
+  private async allowedAddresses(host: RequestHost, port: number): Promise<string[]> {
     const label = formatRequestHost(host);
     let addresses: string[];
     if (host.kind === 'ip') {
@@ -339,40 +283,47 @@ export class EgressProxy extends EventEmitter {
             : 'check the name';
       throw new DialError(choice.reason, 'refused', null, choice.rule, fix);
     }
-    let lastError: DialError | null = null;
-    for (const address of choice.addresses.slice(0, 8)) {
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      try {
-        return await this.connect(address.text, port, remaining);
-      } catch (e) {
-        lastError = e as DialError;
-      }
-    }
-    throw lastError ?? new DialError(`connecting to ${label}:${port} timed out`, 'timeout', 'ETIMEDOUT');
+    return choice.addresses.map((a) => a.text);
   }
 
-  private connect(address: string, port: number, timeoutMs: number): Promise<net.Socket> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: address, port, allowHalfOpen: true });
-      this.adopt(socket);
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new DialError(`connecting to ${address}:${port} timed out`, 'timeout', 'ETIMEDOUT'));
-      }, timeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        // Paused before Node's first read: the relay gets every upstream byte.
-        socket.pause();
-        resolve(socket);
-      });
-      socket.once('error', (e: Error & { code?: string }) => {
-        clearTimeout(timer);
-        socket.destroy();
-        const what = e.code === 'ECONNREFUSED' ? 'connection refused' : e.code ?? e.message;
-        reject(new DialError(`could not connect to ${address}:${port}: ${what}`, 'connect', e.code ?? null));
-      });
+  /**
+   * Resolve, filter, dial (the checked addresses only) and relay. Resolves to null once bytes
+   * flow, or to the DialError that stopped it; in that case nothing was written to the client,
+   * which still belongs to the caller.
+   */
+  private async forward(conn: ClientConn, consumed: number, host: RequestHost, port: number, toClient: Buffer, toUpstream: Buffer): Promise<DialError | null> {
+    const started = Date.now();
+    const label = `${formatRequestHost(host)}:${port}`;
+    let addresses: string[];
+    try {
+      addresses = await this.allowedAddresses(host, port);
+    } catch (e) {
+      return e instanceof DialError ? e : new DialError(String(e), 'connect', null);
+    }
+    const timeoutMs = this.connectTimeoutMs - (Date.now() - started);
+    if (timeoutMs <= 0) return new DialError(`connecting to ${label} timed out`, 'timeout', 'ETIMEDOUT');
+    if (this.closed) return new DialError('the proxy is closing', 'connect', 'ECANCELED');
+    let r: DialRelay;
+    try {
+      r = conn.forward(consumed, { addresses, port, timeoutMs, toClient, toUpstream });
+    } catch (e) {
+      return new DialError(`could not connect to ${label}: ${(e as Error).message}`, 'connect', null);
+    }
+    this.relays.add(r);
+    void r.done.then((stats) => {
+      this.relays.delete(r);
+      this.counters.bytesFromClients += stats.bytesFromClient;
+      this.counters.bytesFromUpstreams += stats.bytesFromUpstream;
     });
+    const outcome = await r.connected;
+    if (outcome.ok) {
+      this.counters.relayed++;
+      return null;
+    }
+    const where = addresses.length === 1 && addresses[0] !== formatRequestHost(host) ? ` (${addresses[0]})` : '';
+    if (outcome.code === 'ETIMEDOUT') return new DialError(`connecting to ${label}${where} timed out`, 'timeout', 'ETIMEDOUT');
+    const what = outcome.code === 'ECONNREFUSED' ? 'connection refused' : outcome.code;
+    return new DialError(`could not connect to ${label}${where}: ${what}`, 'connect', outcome.code);
   }
 
   /** The decision for a request; records and returns the denial when refused. */
@@ -388,79 +339,64 @@ export class EgressProxy extends EventEmitter {
 
   // ---- HTTP and SOCKS5 on one listener -------------------------------------------------------
 
-  private async handleProxyClient(socket: net.Socket): Promise<void> {
-    const reader = new HandshakeReader(socket);
+  private async handleProxyClient(conn: ClientConn): Promise<void> {
     let isHttp = true;
-    const conn: Handshake = {
-      socket,
-      reader,
-      timedOut: false,
-      settled: false,
-      handshakeDone: () => clearTimeout(timer),
-    };
+    const hs: Handshake = { conn, timedOut: false, settled: false, handshakeDone: () => clearTimeout(timer) };
     const timer = setTimeout(() => {
-      conn.timedOut = true;
+      hs.timedOut = true;
+      hs.settled = true;
       // A client that never finishes its request gets an answer if it spoke HTTP, then is gone.
-      if (isHttp && reader.buf.length > 0 && !socket.destroyed) {
-        conn.settled = true;
-        this.finish(conn, simpleResponse(408, 'Request Timeout', 'cordon: the request was not completed in time'));
-      } else {
-        socket.destroy();
-      }
+      if (isHttp && conn.buffered.length > 0) conn.finish(simpleResponse(408, 'Request Timeout', 'cordon: the request was not completed in time'));
+      else conn.reset();
     }, this.handshakeTimeoutMs);
     try {
-      while (reader.buf.length === 0) if (!(await reader.more())) return;
-      const first = reader.buf[0]!;
+      while (conn.buffered.length === 0) if (!(await conn.more()) || hs.timedOut) return;
+      const first = conn.buffered[0]!;
       if (first === 0x05) {
         isHttp = false;
-        await this.handleSocks(conn);
+        await this.handleSocks(hs);
       } else if (first === 0x04) {
         isHttp = false;
         // SOCKS4: "request rejected"; only SOCKS5 carries names reliably (socks5h://).
-        this.finish(conn, Buffer.from([0x00, 0x5b, 0, 0, 0, 0, 0, 0]));
+        this.finish(hs, Buffer.from([0x00, 0x5b, 0, 0, 0, 0, 0, 0]));
       } else {
-        await this.handleHttp(conn);
+        await this.handleHttp(hs);
       }
     } catch {
-      socket.destroy();
+      if (!hs.settled) {
+        hs.settled = true;
+        conn.reset();
+      }
     } finally {
       clearTimeout(timer);
-      // Every way out of a handshake either handed the socket on (relay, answer) or ends it here:
-      // a client that half-closed mid-request must not leave a socket behind.
-      if (!conn.settled) socket.destroy();
+      // Every way out of a handshake either handed the connection on (relay, answer) or ends it
+      // here: a client that half-closed mid-request must not leave a socket behind.
+      if (!hs.settled) conn.reset();
     }
   }
 
-  /** Send a last message and close without losing it (see lingeringClose). */
-  private finish(conn: Handshake, last: Buffer): Promise<void> {
-    conn.settled = true;
-    conn.reader.detach(0);
-    const socket = conn.socket;
-    if (socket.destroyed) return Promise.resolve();
-    return new Promise<void>((resolve) =>
-      socket.end(last, () => {
-        lingeringClose(socket);
-        resolve();
-      }),
-    );
+  /** Send a last message and close without losing it. */
+  private finish(hs: Handshake, last: Buffer): void {
+    hs.settled = true;
+    hs.conn.finish(last);
   }
 
-  private async handleHttp(conn: Handshake): Promise<void> {
-    const { socket, reader } = conn;
+  private async handleHttp(hs: Handshake): Promise<void> {
+    const { conn } = hs;
     let head: RequestHead;
     for (;;) {
-      const parsed = parseRequestHead(reader.buf);
+      const parsed = parseRequestHead(conn.buffered);
       if (parsed.kind === 'ok') {
         head = parsed.head;
         break;
       }
       if (parsed.kind === 'error') {
         const phrase = parsed.status === 431 ? 'Request Header Fields Too Large' : parsed.status === 505 ? 'HTTP Version Not Supported' : 'Bad Request';
-        return this.reply(conn, parsed.status, phrase, `cordon proxy: ${parsed.message}`);
+        return this.reply(hs, parsed.status, phrase, `cordon proxy: ${parsed.message}`);
       }
-      if (!(await reader.more()) || conn.timedOut) return;
+      if (!(await conn.more()) || hs.timedOut) return;
     }
-    conn.handshakeDone();
+    hs.handshakeDone();
 
     const isConnect = head.method === 'CONNECT';
     let hostText: string;
@@ -469,94 +405,76 @@ export class EgressProxy extends EventEmitter {
     let authority = '';
     if (isConnect) {
       const a = parseAuthority(head.target);
-      if ('error' in a) return this.reply(conn, 400, 'Bad Request', `cordon proxy: malformed CONNECT target: ${a.error}`);
+      if ('error' in a) return this.reply(hs, 400, 'Bad Request', `cordon proxy: malformed CONNECT target: ${a.error}`);
       hostText = a.host;
       port = a.port;
     } else {
       const t = parseAbsoluteTarget(head.target);
-      if ('error' in t) return this.reply(conn, 400, 'Bad Request', `cordon proxy: ${t.error}`);
+      if ('error' in t) return this.reply(hs, 400, 'Bad Request', `cordon proxy: ${t.error}`);
       ({ host: hostText, port, path, authority } = t);
     }
     const protocol: DenialProtocol = isConnect ? 'connect' : 'http';
     const host = canonicalHost(hostText);
     if ('error' in host) {
       const d = this.record({ host: hostText, port, rule: null, reason: `invalid host: ${host.error}`, fix: 'request a valid host name or IP address', protocol });
-      return this.refuseHttp(conn, d);
+      return this.refuseHttp(hs, d);
     }
     const denial = this.check(host, port, protocol);
-    if (denial) return this.refuseHttp(conn, denial);
+    if (denial) return this.refuseHttp(hs, denial);
 
-    let upstream: net.Socket;
-    try {
-      upstream = await this.dial(host, port);
-    } catch (e) {
-      return this.dialFailedHttp(conn, e, host, port, protocol);
-    }
-    if (socket.destroyed || this.closed) {
-      upstream.destroy();
+    const toClient = isConnect ? Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1') : Buffer.alloc(0);
+    const toUpstream = isConnect ? Buffer.alloc(0) : rewriteForOrigin(head, { host: hostText, port, path, authority });
+    const failure = await this.forward(conn, head.length, host, port, toClient, toUpstream);
+    if (failure === null) {
+      hs.settled = true;
       return;
     }
-    const leftover = reader.detach(head.length);
-    this.counters.bytesFromClients += leftover.length;
-    if (isConnect) {
-      await write(socket, Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1'));
-      await write(upstream, leftover);
-    } else {
-      const rewritten = rewriteForOrigin(head, { host: hostText, port, path, authority });
-      await write(upstream, leftover.length ? Buffer.concat([rewritten, leftover]) : rewritten);
-    }
-    if (socket.destroyed || upstream.destroyed) {
-      upstream.destroy();
-      return;
-    }
-    conn.settled = true;
-    this.relay(socket, upstream);
+    return this.dialFailedHttp(hs, failure, host, port, protocol);
   }
 
-  private dialFailedHttp(conn: Handshake, e: unknown, host: RequestHost, port: number, protocol: DenialProtocol): Promise<void> {
-    if (e instanceof DialError && e.kind === 'refused') {
+  private dialFailedHttp(hs: Handshake, e: DialError, host: RequestHost, port: number, protocol: DenialProtocol): void {
+    if (e.kind === 'refused') {
       const d = this.record({ host: formatRequestHost(host), port, rule: e.rule, reason: e.message, fix: e.fix, protocol });
-      return this.refuseHttp(conn, d);
+      return this.refuseHttp(hs, d);
     }
-    const err = e instanceof DialError ? e : new DialError(String(e), 'connect', null);
-    if (err.kind === 'timeout') return this.reply(conn, 504, 'Gateway Timeout', `cordon proxy: ${err.message}`);
-    return this.reply(conn, 502, 'Bad Gateway', `cordon proxy: ${err.message}`);
+    if (e.kind === 'timeout') return this.reply(hs, 504, 'Gateway Timeout', `cordon proxy: ${e.message}`);
+    return this.reply(hs, 502, 'Bad Gateway', `cordon proxy: ${e.message}`);
   }
 
-  private refuseHttp(conn: Handshake, d: Denial): Promise<void> {
+  private refuseHttp(hs: Handshake, d: Denial): void {
     // The status line carries the reason too: for CONNECT most clients show only that line.
-    return this.reply(conn, 403, `Forbidden by cordon: ${d.reason}`.slice(0, 200), `cordon: ${d.reason}; ${d.fix}`, [
+    return this.reply(hs, 403, `Forbidden by cordon: ${d.reason}`.slice(0, 200), `cordon: ${d.reason}; ${d.fix}`, [
       ['X-Proxy-Error', 'blocked-by-cordon'],
     ]);
   }
 
-  private reply(conn: Handshake, status: number, phrase: string, body: string, headers: [string, string][] = []): Promise<void> {
-    return this.finish(conn, simpleResponse(status, phrase, body, headers));
+  private reply(hs: Handshake, status: number, phrase: string, body: string, headers: [string, string][] = []): void {
+    this.finish(hs, simpleResponse(status, phrase, body, headers));
   }
 
-  private async handleSocks(conn: Handshake): Promise<void> {
-    const { socket, reader } = conn;
+  private async handleSocks(hs: Handshake): Promise<void> {
+    const { conn } = hs;
     let consumed: number;
     for (;;) {
-      const g = parseGreeting(reader.buf);
+      const g = parseGreeting(conn.buffered);
       if (g.kind === 'ok') {
         // Only "no authentication": the listener is reachable from inside the sandbox alone.
-        if (!g.methods.includes(0x00)) return void this.finish(conn, Buffer.from([0x05, 0xff]));
+        if (!g.methods.includes(0x00)) return this.finish(hs, Buffer.from([0x05, 0xff]));
         consumed = g.length;
         break;
       }
       if (g.kind === 'error') return;
-      if (!(await reader.more()) || conn.timedOut) return;
+      if (!(await conn.more()) || hs.timedOut) return;
     }
-    await write(socket, Buffer.from([0x05, 0x00]));
+    conn.send(Buffer.from([0x05, 0x00]));
     let request: ReturnType<typeof parseRequest>;
     for (;;) {
-      request = parseRequest(reader.buf.subarray(consumed));
+      request = parseRequest(conn.buffered.subarray(consumed));
       if (request.kind !== 'incomplete') break;
-      if (!(await reader.more()) || conn.timedOut) return;
+      if (!(await conn.more()) || hs.timedOut) return;
     }
-    conn.handshakeDone();
-    const refuse = (code: number) => this.finish(conn, encodeReply(code));
+    hs.handshakeDone();
+    const refuse = (code: number) => this.finish(hs, encodeReply(code));
     if (request.kind === 'error') return refuse(request.reply);
     if (request.command !== 0x01) return refuse(SocksReply.commandNotSupported);
     const host = request.host;
@@ -565,48 +483,28 @@ export class EgressProxy extends EventEmitter {
       return refuse(SocksReply.notAllowedByRuleset);
     }
     if (this.check(host, request.port, 'socks5')) return refuse(SocksReply.notAllowedByRuleset);
-    let upstream: net.Socket;
-    try {
-      upstream = await this.dial(host, request.port);
-    } catch (e) {
-      const err = e instanceof DialError ? e : new DialError(String(e), 'connect', null);
-      if (err.kind === 'refused') {
-        this.record({ host: formatRequestHost(host), port: request.port, rule: err.rule, reason: err.message, fix: err.fix, protocol: 'socks5' });
-        return refuse(SocksReply.notAllowedByRuleset);
-      }
-      return refuse(socksCodeFor(err));
-    }
-    if (socket.destroyed || this.closed) {
-      upstream.destroy();
+    const failure = await this.forward(conn, consumed + request.length, host, request.port, encodeReply(SocksReply.succeeded), Buffer.alloc(0));
+    if (failure === null) {
+      hs.settled = true;
       return;
     }
-    const leftover = reader.detach(consumed + request.length);
-    this.counters.bytesFromClients += leftover.length;
-    await write(socket, encodeReply(SocksReply.succeeded));
-    await write(upstream, leftover);
-    if (socket.destroyed || upstream.destroyed) {
-      upstream.destroy();
-      return;
+    if (failure.kind === 'refused') {
+      this.record({ host: formatRequestHost(host), port: request.port, rule: failure.rule, reason: failure.message, fix: failure.fix, protocol: 'socks5' });
+      return refuse(SocksReply.notAllowedByRuleset);
     }
-    conn.settled = true;
-    this.relay(socket, upstream);
+    return refuse(socksCodeFor(failure));
   }
 
   // ---- transparent path ----------------------------------------------------------------------
 
-  private async handleTransparentClient(socket: net.Socket): Promise<void> {
-    // Node would start reading at once; the relay wants the bytes in the kernel.
-    socket.pause();
-    const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
-    const port = socket.localPort ?? 0;
+  private async handleTransparentClient(conn: ClientConn): Promise<void> {
+    const local = conn.localAddress.replace(/^::ffff:/, '');
+    const port = conn.localPort;
     const name = this.pool.nameFor(local);
     let host: RequestHost;
     if (name !== null) {
       host = { kind: 'name', name };
-      if (this.check(host, port, 'transparent')) {
-        socket.resetAndDestroy();
-        return;
-      }
+      if (this.check(host, port, 'transparent')) return conn.reset();
     } else {
       // Not a pool address: a connection to a loopback address inside the sandbox. Only an
       // allow rule naming that address (e.g. `127.0.0.1:5432`) lets it through, to the same
@@ -626,26 +524,16 @@ export class EgressProxy extends EventEmitter {
           fix: `connect by a host name that is in the network allow list, or allow the address explicitly (--allow-domain ${local}:${port})`,
           protocol: 'transparent',
         });
-        socket.resetAndDestroy();
-        return;
+        return conn.reset();
       }
       host = literal;
     }
-    let upstream: net.Socket;
-    try {
-      upstream = await this.dial(host, port);
-    } catch (e) {
-      if (e instanceof DialError && e.kind === 'refused') {
-        this.record({ host: formatRequestHost(host), port, rule: e.rule, reason: e.message, fix: e.fix, protocol: 'transparent' });
-      }
-      if (!socket.destroyed) socket.resetAndDestroy();
-      return;
+    const failure = await this.forward(conn, 0, host, port, Buffer.alloc(0), Buffer.alloc(0));
+    if (failure === null) return;
+    if (failure.kind === 'refused') {
+      this.record({ host: formatRequestHost(host), port, rule: failure.rule, reason: failure.message, fix: failure.fix, protocol: 'transparent' });
     }
-    if (socket.destroyed || this.closed) {
-      upstream.destroy();
-      return;
-    }
-    this.relay(socket, upstream);
+    conn.reset();
   }
 
   private answerDns(msg: Buffer): Buffer | null {
@@ -682,21 +570,6 @@ export class EgressProxy extends EventEmitter {
     if (this.dnsDeniedNames.size < MAX_DENIALS) this.dnsDeniedNames.add(name);
     this.record({ host: name, port: null, rule, reason, fix, protocol: 'dns' });
   }
-}
-
-/**
- * Close after an error answer without losing it: closing a socket with unread request bytes
- * makes the kernel send a reset, which can destroy the answer in flight. So read and discard
- * until the client closes, for a bounded time.
- */
-function lingeringClose(socket: net.Socket): void {
-  if (socket.destroyed) return;
-  const timer = setTimeout(() => socket.destroy(), 2000);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
-  socket.once('end', () => socket.destroy());
-  socket.on('data', () => {});
-  socket.resume();
 }
 
 function socksCodeFor(e: DialError): number {

@@ -135,7 +135,7 @@ describe('plain HTTP through the proxy', () => {
     await withProxy(['*.test', '127.0.0.1'], [], async (port) => {
       const refused = await curl(['-i', '-x', `http://127.0.0.1:${port}`, `http://allowed.test:${deadPort}/`]);
       assert.match(refused.stdout, /^HTTP\/1\.1 502 Bad Gateway/);
-      assert.match(refused.stdout, /could not connect to 127\.0\.0\.1:\d+: connection refused/);
+      assert.match(refused.stdout, /could not connect to allowed\.test:\d+ \(127\.0\.0\.1\): connection refused/);
       const unknown = await curl(['-i', '-x', `http://127.0.0.1:${port}`, 'http://unknown.test/']);
       assert.match(unknown.stdout, /^HTTP\/1\.1 502 Bad Gateway/);
       assert.match(unknown.stdout, /could not resolve unknown\.test \(ENOTFOUND\)/);

@@ -1,12 +1,13 @@
 // The byte path on real TCP sockets: integrity both ways, half-close, bytes Node buffered before
-// the hand-over, cancellation, and a peer that resets. Run for the splice addon and for JS.
+// the hand-over, cancellation, and a peer that resets. Run for the native addon (both of its
+// byte loops: copying and splice) and for JS.
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import * as net from 'node:net';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 
-import { type ByteEngine, activeSpliceRelays, spliceUnavailableReason, startRelay } from '../../src/network/relay.js';
+import { type ByteEngine, activeNativeRelays, nativeUnavailableReason, startRelay } from '../../src/network/relay.js';
 import { waitFor } from './helpers.js';
 
 interface Pair {
@@ -36,15 +37,38 @@ function collect(socket: net.Socket): Promise<Buffer> {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-const engines: ByteEngine[] = spliceUnavailableReason() === null ? ['splice', 'js'] : ['js'];
+interface Variant {
+  name: string;
+  engine: ByteEngine;
+  /** The native byte loop (CORDON_RELAY, read by the addon when a relay starts). */
+  relay?: 'copy' | 'splice';
+}
+const variants: Variant[] = [
+  ...(nativeUnavailableReason() === null
+    ? [
+        { name: 'native (copy loop)', engine: 'native' as const, relay: 'copy' as const },
+        { name: 'native (splice loop)', engine: 'native' as const, relay: 'splice' as const },
+      ]
+    : []),
+  { name: 'js', engine: 'js' },
+];
 
 describe('relay', () => {
-  it('has the splice addon built (the fast path exists on Linux)', { skip: process.env.CORDON_SPLICE === '0' && 'disabled by CORDON_SPLICE=0' }, () => {
-    assert.equal(spliceUnavailableReason(), null);
+  it('has the native addon built (the fast path exists on Linux)', { skip: process.env.CORDON_NATIVE === '0' && 'disabled by CORDON_NATIVE=0' }, () => {
+    assert.equal(nativeUnavailableReason(), null);
   });
 
-  for (const engine of engines) {
-    describe(`engine ${engine}`, () => {
+  for (const { name, engine, relay } of variants) {
+    describe(`engine ${name}`, () => {
+      const saved = process.env.CORDON_RELAY;
+      before(() => {
+        if (relay) process.env.CORDON_RELAY = relay;
+      });
+      after(() => {
+        if (saved === undefined) delete process.env.CORDON_RELAY;
+        else process.env.CORDON_RELAY = saved;
+      });
+
       it('moves bytes intact in both directions and forwards half-closes', async () => {
         const client = await tcpPair(); // sandbox side
         const upstream = await tcpPair(); // internet side: upstream.inner is the proxy's dialled socket
@@ -125,6 +149,6 @@ describe('relay', () => {
   }
 
   it('leaves no relay threads behind', async () => {
-    await waitFor(() => activeSpliceRelays() === 0, 5000, 'relays finished');
+    await waitFor(() => activeNativeRelays() === 0, 5000, 'relays finished');
   });
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
-import { activeSpliceRelays } from '../../src/network/relay.js';
+import { activeNativeFronts, activeNativeRelays } from '../../src/network/relay.js';
 import { type Upstream, exchange, openFds, startHttpUpstream, startProxy, waitFor } from './helpers.js';
 
 let web: Upstream;
@@ -222,10 +222,11 @@ describe('load and shutdown', () => {
       const refusals = await Promise.all(denied);
       assert.ok(results.every((r) => r.status === 'HTTP/1.1 200 Connection established' && r.bodyBytes === 65536));
       assert.ok(refusals.every((r) => r.status.startsWith('HTTP/1.1 403 ')));
-      assert.equal(h.proxy.stats.relayed, 200);
       assert.equal(h.proxy.denials.length, 200);
       await waitFor(() => h.proxy.stats.openSockets === 0 && h.proxy.stats.activeRelays === 0, 10_000, 'proxy sockets closed');
-      await waitFor(() => activeSpliceRelays() === 0, 10_000, 'relay threads finished');
+      assert.equal(h.proxy.stats.relayed, 200);
+      await waitFor(() => activeNativeRelays() === 0, 10_000, 'relay threads finished');
+      await waitFor(() => activeNativeFronts().connections === 0, 10_000, 'front connections closed');
       await waitFor(() => openFds() <= baseline, 10_000, `fd count back to ${baseline}`);
     } finally {
       await h.close();
@@ -250,7 +251,7 @@ describe('load and shutdown', () => {
     assert.equal(h.proxy.stats.activeRelays, 0);
     for (const s of clients) s.resume();
     await Promise.all(closed);
-    await waitFor(() => activeSpliceRelays() === 0, 5000, 'relay threads finished');
+    await waitFor(() => activeNativeRelays() === 0, 5000, 'relay threads finished');
     // A closed proxy refuses new work.
     assert.throws(() => h.proxy.serveProxy(net.createServer()), /closed/);
   });
