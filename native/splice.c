@@ -81,8 +81,7 @@ typedef struct relay {
   char *answer;
   size_t answer_len;
   int wake;        // eventfd: cancel() writes it, the relay thread polls it
-  pthread_t thread;
-  int joined;
+  struct relay *qnext; // in the worker pool's queue
   napi_threadsafe_function tsfn;
   // Dial parameters (read-only for the thread).
   struct sockaddr_storage addrs[MAX_ADDRESSES];
@@ -97,6 +96,12 @@ typedef struct relay {
   int connect_error;
   int connected_index;
   int connected;
+  // Set by the event-loop thread when it started the dial itself (see try_connect_now):
+  int pending_fd;         // a connect in progress for address `first_address`, or -1
+  int first_address;      // where dial() continues
+  int first_error;        // why the addresses before it failed
+  size_t to_client_done;  // preface bytes already written
+  size_t to_upstream_done;
   uint64_t bytes[2];
   int error;
   int cancelled;
@@ -173,16 +178,77 @@ static int write_all(relay_t *r, int fd, const char *buf, size_t len) {
   return 0;
 }
 
-/** Connect to the first address that answers within the time limit. 0 or an errno. */
+/** Wait for a non-blocking connect to finish: 0, an errno, or ECANCELED. */
+static int connect_result(relay_t *r, int fd, int64_t deadline) {
+  int64_t left = deadline - now_ms();
+  if (left <= 0) return ETIMEDOUT;
+  int w = wait_fd(r, fd, POLLOUT, (int)left);
+  if (w == -1) return ECANCELED;
+  if (w == 0) return ETIMEDOUT;
+  int err = 0;
+  socklen_t elen = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
+  return err;
+}
+
+static void connected_to(relay_t *r, int fd, int index) {
+  int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  r->fd[1] = fd;
+  r->connected_index = index;
+}
+
+/**
+ * Connect to the first address that answers within the time limit. 0 or an errno. Continues
+ * where the event-loop thread left off (a connect in progress, or addresses already refused).
+ */
 static int dial(relay_t *r) {
   int64_t deadline = now_ms() + r->timeout_ms;
-  int last = ETIMEDOUT;
-  for (int i = 0; i < r->naddr; i++) {
-    int64_t left = deadline - now_ms();
-    if (left <= 0) return ETIMEDOUT;
+  int last = r->first_error ? r->first_error : ETIMEDOUT;
+  if (r->pending_fd >= 0) {
+    int fd = r->pending_fd;
+    r->pending_fd = -1;
+    int err = connect_result(r, fd, deadline);
+    if (err == 0) {
+      connected_to(r, fd, r->first_address);
+      return 0;
+    }
+    close(fd);
+    if (err == ECANCELED) return ECANCELED;
+    last = err;
+    r->first_address++;
+  }
+  for (int i = r->first_address; i < r->naddr; i++) {
+    if (deadline - now_ms() <= 0) return ETIMEDOUT;
     int fd = socket(r->addrs[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       last = errno;
+      continue;
+    }
+    int err = 0;
+    if (connect(fd, (struct sockaddr *)&r->addrs[i], r->addrlens[i]) < 0) err = errno == EINPROGRESS ? connect_result(r, fd, deadline) : errno;
+    if (err == 0) {
+      connected_to(r, fd, i);
+      return 0;
+    }
+    close(fd);
+    if (err == ECANCELED) return ECANCELED;
+    last = err;
+  }
+  return last;
+}
+
+/**
+ * On the event-loop thread, before the relay thread exists: start the dial and, when it completes
+ * at once (loopback, a fast LAN), write the prefaces right away, so the client's answer does not
+ * wait for a new thread to be scheduled. Anything slower is left to the relay thread.
+ */
+static void try_connect_now(relay_t *r) {
+  for (int i = 0; i < r->naddr; i++) {
+    int fd = socket(r->addrs[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      r->first_error = errno;
+      r->first_address = i + 1;
       continue;
     }
     int err = 0;
@@ -190,29 +256,32 @@ static int dial(relay_t *r) {
       if (errno != EINPROGRESS) {
         err = errno;
       } else {
-        int w = wait_fd(r, fd, POLLOUT, (int)left);
-        if (w == -1) {
-          close(fd);
-          return ECANCELED;
+        struct pollfd p = {fd, POLLOUT, 0};
+        if (poll(&p, 1, 0) != 1) {
+          r->pending_fd = fd; // still connecting: the relay thread waits for it
+          r->first_address = i;
+          return;
         }
-        if (w == 0) err = ETIMEDOUT;
-        else {
-          socklen_t elen = sizeof err;
-          if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
-        }
+        socklen_t elen = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
       }
     }
-    if (err == 0) {
-      int one = 1;
-      (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      r->fd[1] = fd;
-      r->connected_index = i;
-      return 0;
+    if (err != 0) {
+      close(fd);
+      r->first_error = err;
+      r->first_address = i + 1;
+      continue;
     }
-    close(fd);
-    last = err;
+    connected_to(r, fd, i);
+    // Best effort: whatever does not fit now, the relay thread writes.
+    ssize_t n = send(r->fd[0], r->to_client, r->to_client_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) r->to_client_done = (size_t)n;
+    if (r->to_client_done == r->to_client_len && r->to_upstream_len > 0) {
+      n = send(r->fd[1], r->to_upstream, r->to_upstream_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) r->to_upstream_done = (size_t)n;
+    }
+    return;
   }
-  return last;
 }
 
 /** Splice both directions until both have finished. 0 or an errno. */
@@ -503,14 +572,15 @@ static void answer_client(relay_t *r) {
   r->fd[0] = -1;
 }
 
-static void *relay_main(void *arg) {
-  relay_t *r = (relay_t *)arg;
+/** One relay, start to end, on a pool worker. r may be freed once its last event is queued. */
+static void relay_main(relay_t *r) {
+  napi_threadsafe_function tsfn = r->tsfn;
   if (r->fd[0] < 0) {
     r->error = ECONNRESET; // the client went away before the hand-over
     goto done;
   }
   if (r->own_upstream) {
-    r->connect_error = dial(r);
+    r->connect_error = r->fd[1] >= 0 ? 0 : dial(r);
     if (r->connect_error == ECANCELED) {
       r->connect_error = 0;
       r->error = 0;
@@ -526,8 +596,8 @@ static void *relay_main(void *arg) {
       goto done;
     }
     r->connected = 1;
-    int err = write_all(r, r->fd[0], r->to_client, r->to_client_len);
-    if (err == 0) err = write_all(r, r->fd[1], r->to_upstream, r->to_upstream_len);
+    int err = write_all(r, r->fd[0], r->to_client + r->to_client_done, r->to_client_len - r->to_client_done);
+    if (err == 0) err = write_all(r, r->fd[1], r->to_upstream + r->to_upstream_done, r->to_upstream_len - r->to_upstream_done);
     if (err != 0) {
       if (err == ECANCELED) r->cancelled = 1;
       else r->error = err;
@@ -536,6 +606,10 @@ static void *relay_main(void *arg) {
   }
   r->error = pump(r);
 done:
+  if (r->pending_fd >= 0) {
+    close(r->pending_fd);
+    r->pending_fd = -1;
+  }
   if (r->own_upstream && r->fd[1] >= 0) {
     close(r->fd[1]);
     r->fd[1] = -1;
@@ -546,8 +620,7 @@ done:
   }
   emit(r, EVENT_DONE);
 release:
-  napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
-  return NULL;
+  napi_release_threadsafe_function(tsfn, napi_tsfn_release);
 }
 
 static void free_relay(relay_t *r) {
@@ -569,10 +642,6 @@ static void call_event(napi_env env, napi_value js_cb, void *context, void *data
   intptr_t kind = (intptr_t)data;
   int last = relay_is_last(r, kind);
   if (last) {
-    if (!r->joined) {
-      pthread_join(r->thread, NULL);
-      r->joined = 1;
-    }
     list_remove(r);
     r->finished = 1;
     // Nothing wakes a finished relay: release its eventfd now rather than at garbage collection.
@@ -643,23 +712,100 @@ static napi_value prepare(napi_env env, relay_t *r, napi_value callback) {
   return handle;
 }
 
-/** Start the relay's thread (any thread may call this). 0 or an errno; on failure the relay is
- *  finished: its client (if owned) closed and a failed done event queued. */
+// Relays run on a pool of worker threads: one worker per running relay, parked workers reused.
+// Waking a parked worker costs a few microseconds; creating a thread costs several times that,
+// on the event-loop thread, while a client waits. Idle workers leave after POOL_IDLE_SECONDS.
+#define POOL_IDLE_SECONDS 30
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pool_drained = PTHREAD_COND_INITIALIZER;
+static relay_t *queue_head = NULL, *queue_tail = NULL;
+static int pool_threads = 0, pool_idle = 0, pool_queued = 0, pool_stopping = 0;
+
+static void *worker_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&pool_lock);
+  for (;;) {
+    while (queue_head == NULL) {
+      if (pool_stopping) goto quit;
+      pool_idle++;
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += POOL_IDLE_SECONDS;
+      int rc = pthread_cond_timedwait(&pool_wake, &pool_lock, &until);
+      pool_idle--;
+      if (rc == ETIMEDOUT && queue_head == NULL) goto quit;
+    }
+    relay_t *r = queue_head;
+    queue_head = r->qnext;
+    if (queue_head == NULL) queue_tail = NULL;
+    pool_queued--;
+    pthread_mutex_unlock(&pool_lock);
+    relay_main(r);
+    pthread_mutex_lock(&pool_lock);
+  }
+quit:
+  pool_threads--;
+  pthread_cond_broadcast(&pool_drained);
+  pthread_mutex_unlock(&pool_lock);
+  return NULL;
+}
+
+/** Hand the relay to a worker (any thread may call this). 0 or an errno; on failure the relay
+ *  is finished: its sockets closed and a failed done event queued. */
 static int run(relay_t *r) {
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, THREAD_STACK);
-  int rc = pthread_create(&r->thread, &attr, relay_main, r);
-  pthread_attr_destroy(&attr);
+  int rc = 0;
+  pthread_mutex_lock(&pool_lock);
+  r->qnext = NULL;
+  if (queue_tail) queue_tail->qnext = r;
+  else queue_head = r;
+  queue_tail = r;
+  pool_queued++;
+  if (pool_idle >= pool_queued) {
+    pthread_cond_signal(&pool_wake);
+  } else {
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, THREAD_STACK);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&t, &attr, worker_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc == 0) {
+      pool_threads++;
+    } else {
+      // Take r back out of the queue (nobody could have taken it: we hold the lock).
+      relay_t **p = &queue_head;
+      queue_tail = NULL;
+      while (*p) {
+        if (*p == r) *p = r->qnext;
+        else {
+          queue_tail = *p;
+          p = &(*p)->qnext;
+        }
+      }
+      pool_queued--;
+    }
+  }
+  pthread_mutex_unlock(&pool_lock);
   if (rc != 0) {
-    r->joined = 1; // no thread to wait for
     r->error = rc;
     if (r->own_client && r->fd[0] >= 0) {
       reset_close(r->fd[0]);
       r->fd[0] = -1;
     }
+    if (r->own_upstream && r->fd[1] >= 0) {
+      close(r->fd[1]);
+      r->fd[1] = -1;
+    }
+    if (r->pending_fd >= 0) {
+      close(r->pending_fd);
+      r->pending_fd = -1;
+    }
+    napi_threadsafe_function tsfn = r->tsfn;
     emit(r, EVENT_DONE);
-    napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
+    napi_release_threadsafe_function(tsfn, napi_tsfn_release);
   }
   return rc;
 }
@@ -677,6 +823,7 @@ static relay_t *new_relay(napi_env env) {
     return NULL;
   }
   r->fd[0] = r->fd[1] = -1;
+  r->pending_fd = -1;
   pthread_mutex_init(&r->lock, NULL);
   r->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (r->wake < 0) {
@@ -1316,6 +1463,7 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
     }
     r->fd[0] = c->fd;
     conn_release(c, KEEP_FD);
+    try_connect_now(r);
   }
   (void)run(r); // with fd[0] = -1 when the client is gone: it reports that and ends
   return handle;
@@ -1383,17 +1531,22 @@ static napi_value js_active(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// At environment teardown (process exit, worker end), stop every relay and wait for its thread,
-// so no thread outlives the memory it uses. (Fronts live on the event loop, which is gone.)
+// At environment teardown (process exit, worker end), cancel every relay and let the workers
+// finish, so no thread outlives the memory it uses (bounded: a stuck worker does not hang exit).
+// Fronts live on the event loop, which is gone by then.
 static void cleanup(void *arg) {
   (void)arg;
   for (relay_t *r = active_head; r; r = r->next) wake_relay(r);
-  for (relay_t *r = active_head; r; r = r->next) {
-    if (!r->joined) {
-      pthread_join(r->thread, NULL);
-      r->joined = 1;
-    }
+  pthread_mutex_lock(&pool_lock);
+  pool_stopping = 1;
+  pthread_cond_broadcast(&pool_wake);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 5;
+  while (pool_threads > 0) {
+    if (pthread_cond_timedwait(&pool_drained, &pool_lock, &until) == ETIMEDOUT) break;
   }
+  pthread_mutex_unlock(&pool_lock);
 }
 
 static napi_value init(napi_env env, napi_value exports) {
