@@ -17,7 +17,10 @@
 #include <unistd.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -710,6 +713,72 @@ static void handle_frame(unsigned char *f, size_t n) {
   }
 }
 
+// ---------------------------------------------------------------- network namespace set-up
+
+static void write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+    fprintf(stderr, "cordon-launcher: cannot write %s: %s\n", path, strerror(errno));
+    _exit(71);
+  }
+  close(fd);
+}
+
+static void if_set(int s, unsigned long req, struct ifreq *ifr, const char *what) {
+  if (ioctl(s, req, ifr) < 0) {
+    fprintf(stderr, "cordon-launcher: %s: %s\n", what, strerror(errno));
+    _exit(71);
+  }
+}
+
+// `--netns [--lo-alias A.B.C.D] -- PROGRAM ARGS`: creates the sandbox's network namespace before
+// bubblewrap (which then keeps it), because only its owner can configure it: loopback up, an
+// extra loopback address (the transparent resolver's answers need one besides 127.0.0.1), and
+// low ports bindable without privileges (the in-sandbox resolver listens on port 53).
+static int netns_then_exec(int argc, char **argv) {
+  const char *alias = NULL;
+  int i = 2;
+  for (; i < argc && strcmp(argv[i], "--"); i++)
+    if (!strcmp(argv[i], "--lo-alias") && i + 1 < argc) alias = argv[++i];
+  if (i + 1 >= argc) { fprintf(stderr, "cordon-launcher: --netns needs -- PROGRAM\n"); return 2; }
+  uid_t uid = getuid();
+  gid_t gid = getgid();
+  if (uid != 0) {
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0) { perror("cordon-launcher: unshare(user, net)"); return 71; }
+    char map[64];
+    write_file("/proc/self/setgroups", "deny");
+    snprintf(map, sizeof map, "%u %u 1\n", uid, uid);
+    write_file("/proc/self/uid_map", map);
+    snprintf(map, sizeof map, "%u %u 1\n", gid, gid);
+    write_file("/proc/self/gid_map", map);
+  } else if (unshare(CLONE_NEWNET) < 0) {
+    perror("cordon-launcher: unshare(net)");
+    return 71;
+  }
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if_set(s, SIOCGIFFLAGS, &ifr, "loopback flags");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if_set(s, SIOCSIFFLAGS, &ifr, "loopback up");
+  if (alias) {
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo:1");
+    struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
+    a->sin_family = AF_INET;
+    if (inet_pton(AF_INET, alias, &a->sin_addr) != 1) { fprintf(stderr, "cordon-launcher: bad --lo-alias\n"); return 2; }
+    if_set(s, SIOCSIFADDR, &ifr, "loopback alias");
+    a->sin_addr.s_addr = htonl(0xff000000);
+    if_set(s, SIOCSIFNETMASK, &ifr, "loopback alias netmask");
+  }
+  close(s);
+  write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+  execvp(argv[i + 1], argv + i + 1);
+  perror("cordon-launcher: exec");
+  return 127;
+}
+
 // ---------------------------------------------------------------- main
 
 int main(int argc, char **argv) {
@@ -719,6 +788,7 @@ int main(int argc, char **argv) {
            syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &(struct seccomp_notif_sizes){0}) == 0 ? "true" : "false");
     return 0;
   }
+  if (argc >= 2 && !strcmp(argv[1], "--netns")) return netns_then_exec(argc, argv);
   const char *ch = getenv("NODE_CHANNEL_FD");
   if (!ch) { fprintf(stderr, "cordon-launcher: run by cordon only\n"); return 2; }
   ipc = atoi(ch);

@@ -11,6 +11,11 @@ import { compileLinuxPlan, compileReducedPlan, type LayerReport, type LinuxPlan,
 import { LinuxSandboxProcess } from './linux/run.js';
 import { kernelHasNotify, seccompPlanFor } from './linux/seccomp-plan.js';
 import { LinuxSession } from './linux/session.js';
+import { planNetworkBridge } from './network/bridge-plan.js';
+import { EgressProxy, type Denial } from './network/proxy.js';
+import { parseDomainPattern } from './network/rules.js';
+import { LISTENER } from './linux/plan.js';
+import type { Violation } from './policy/explain.js';
 import { detectCgroupFacts, planLimits, SandboxCgroup } from './linux/limits/index.js';
 import { Session } from './session.js';
 export { Session } from './session.js';
@@ -81,7 +86,7 @@ export class Sandbox {
       throw new LayerUnavailableError(`cordon enforces policies on Linux only for now (this is ${process.platform}); the Windows and macOS backends are verified against models, not yet on the real OS`);
     const env = opts.env ?? process.env;
     const home = env.HOME || homedir();
-    const loaded = loadPolicy({ library: opts.policy, flags: opts.overrides, policyFile: opts.policyFile, userConfig: opts.userConfig, env, home });
+    const loaded = loadPolicy({ library: opts.policy, flags: opts.overrides, policyFile: opts.policyFile, userConfig: opts.userConfig, env, home, validatePattern: parseDomainPattern });
     const host = hostFacts();
     if (!host.launcher) throw new LayerUnavailableError("cordon's launcher is not built (no C compiler during npm install?); install gcc, run `npm rebuild cordon`, then `cordon doctor`");
     // Never a silent downgrade: the reduced tier only when the policy accepts it.
@@ -122,7 +127,8 @@ export class Sandbox {
       const tmpDir = mkdtempSync(join(tmpdir(), `cordon-${process.pid}-`));
       return { policy, plan: compileReducedPlan(policy, host, { tmpDir, seccomp, limits }) };
     }
-    const plan = compileLinuxPlan(policy, host, { ...opts.unsafeTestHooks, seccomp, limits });
+    const bridge = policy.network.mode === 'allow-list' ? planNetworkBridge(policy.network) : null;
+    const plan = compileLinuxPlan(policy, host, { ...opts.unsafeTestHooks, seccomp, limits, bridge });
     return { policy, plan };
   }
 
@@ -177,14 +183,18 @@ export class Sandbox {
     }
     this.running.add(proc);
     const home = this.opts.env?.HOME ?? process.env.HOME ?? homedir();
-    const result = proc.exited.then((o) => {
+    const proxy = plan.listeners.length ? attachProxy(proc, policy) : null;
+    const result = proc.exited.then(async (o) => {
       this.running.delete(proc);
+      const denials = proxy ? await closeProxy(proxy) : [];
       if (pooled && !this.closed) setImmediate(() => this.prewarm());
       if (o.setupError) throw new LayerUnavailableError(`cordon: ${explainSetupError(o.setupError)}`);
       const notices = plan.watchCreated
         .filter((p) => !before.has(p) && existsSync(p))
         .map((p) => `the command created ${p}, which your tools may run later; review it`);
-      return toResult(o, policy, plan, home, notices);
+      const r = toResult(o, policy, plan, home, notices);
+      r.violations.push(...denials);
+      return r;
     });
     return {
       stdin: proc.stdin,
@@ -250,12 +260,14 @@ export class Sandbox {
     this.fresh = false;
     const { policy, plan } = this.current;
     const linux = new LinuxSession(plan, this.host);
+    const proxy = plan.listeners.length ? attachProxy(linux, policy) : null;
     try {
       await linux.ready();
     } catch (e) {
+      await proxy?.close();
       throw new LayerUnavailableError(`cordon: ${explainSetupError((e as Error).message)}`);
     }
-    const session = new Session(linux, policy, plan, this.opts.env?.HOME ?? process.env.HOME ?? homedir());
+    const session = new Session(linux, policy, plan, this.opts.env?.HOME ?? process.env.HOME ?? homedir(), proxy);
     this.sessions.add(session);
     session.closed.then(() => this.sessions.delete(session), () => undefined);
     return session;
@@ -277,6 +289,32 @@ export class Sandbox {
     await this.cgroup?.remove().catch(() => undefined);
     this.cgroup = null;
   }
+}
+
+/** Serves the listeners the launcher opens inside the sandbox with a proxy for this command. */
+export function attachProxy(events: NodeJS.EventEmitter, policy: ResolvedPolicy): EgressProxy {
+  const proxy = new EgressProxy({ allow: policy.network.allow, deny: policy.network.deny });
+  events.on('listener', (id: number, handle: unknown) => {
+    if (id === LISTENER.proxy) proxy.serveProxy(handle as never);
+    else if (id === LISTENER.dns) proxy.serveDns(handle as never);
+    else proxy.serveTransparent(handle as never);
+  });
+  return proxy;
+}
+
+/** Closes a command's proxy and turns what it refused into violations. */
+export async function closeProxy(proxy: EgressProxy): Promise<Violation[]> {
+  await proxy.close();
+  const seen = new Set<string>();
+  const out: Violation[] = [];
+  for (const d of proxy.denials as Denial[]) {
+    const key = `${d.host}:${d.port ?? ''}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const where = d.port === null ? d.host : `${d.host}:${d.port}`;
+    out.push({ kind: 'network', host: d.host, port: d.port ?? 0, rule: d.rule ?? 'not in the allow list', message: `denied network access to ${where} (${d.reason}; ${d.fix})` });
+  }
+  return out;
 }
 
 /** Removes reduced-tier temp dirs whose cordon process is gone (killed before it could clean up). */

@@ -5,6 +5,7 @@ import { findExecutable } from './linux/host.js';
 import type { LinuxPlan } from './linux/plan.js';
 import type { LinuxSession, SessionJob } from './linux/session.js';
 import type { ResolvedPolicy } from './policy/types.js';
+import type { EgressProxy } from './network/proxy.js';
 import { PolicyError } from './policy/errors.js';
 import { collectOutput, toResult, type CommandResult, type RunOptions, type RunResult, type SandboxedCommand } from './result.js';
 
@@ -40,6 +41,8 @@ export class Session {
     readonly policy: ResolvedPolicy,
     private readonly plan: LinuxPlan,
     private readonly home: string,
+    /** The session's egress proxy (allow-list network), serving every command. */
+    private readonly proxy: EgressProxy | null = null,
   ) {
     this.cwd = plan.cwd;
     this.env = { ...plan.env };
@@ -60,10 +63,20 @@ export class Session {
       pty: opts.pty,
       timeoutMs: opts.timeoutMs === undefined ? this.policy.limits.timeoutMs : opts.timeoutMs,
     });
+    const startedAt = Date.now();
     const result = job.exited.then((o) => {
       const notices = this.plan.watchCreated.filter((p) => !before.has(p) && existsSync(p)).map((p) => `the command created ${p}, which your tools may run later; review it`);
       if (o.setupError) notices.push(`the session ended: ${o.setupError}`);
-      return toResult(o, this.policy, this.plan, this.home, notices);
+      const r = toResult(o, this.policy, this.plan, this.home, notices);
+      // What the proxy refused while this command ran (background processes may add to it).
+      const seen = new Set<string>();
+      for (const d of this.proxy?.denials ?? []) {
+        if (d.time < startedAt || seen.has(`${d.host}:${d.port}`)) continue;
+        seen.add(`${d.host}:${d.port}`);
+        const where = d.port === null ? d.host : `${d.host}:${d.port}`;
+        r.violations.push({ kind: 'network', host: d.host, port: d.port ?? 0, rule: d.rule ?? 'not in the allow list', message: `denied network access to ${where} (${d.reason}; ${d.fix})` });
+      }
+      return r;
     });
     return { job, result };
   }
@@ -130,6 +143,7 @@ export class Session {
     if (!this.isClosed) {
       this.isClosed = true;
       await this.linux.close();
+      await this.proxy?.close();
       this.resolveClosed();
     }
     return this.closed;

@@ -6,6 +6,7 @@ import type { ResolvedPolicy } from '../policy/types.js';
 import type { LinuxHostFacts } from './host.js';
 import type { LandlockPlan, Listener, SeccompPlan } from './launcher-protocol.js';
 import type { LimitsPlan } from './limits/plan.js';
+import type { BridgePlan } from '../network/bridge-plan.js';
 
 /** Landlock access rights (include/uapi/linux/landlock.h). */
 export const LL = {
@@ -22,11 +23,16 @@ export const LL_WRITE = LL.WRITE_FILE | LL.REMOVE_DIR | LL.REMOVE_FILE | LL.MAKE
 
 /** The file descriptor (in bwrap's stdio) from which empty mask files are read. */
 export const EMPTY_FD = 4;
+/** The file descriptor (in bwrap's stdio) carrying the sandbox's resolv.conf (transparent network). */
+export const RESOLV_FD = 6;
 
-type MountKind = 'rw' | 'pin' | 'ro' | 'tmpfs' | 'dir' | 'mask-dir' | 'mask-file';
+/** Listener ids the launcher reports back (launcher-protocol Listener.id). */
+export const LISTENER = { proxy: 1, dns: 2, transparentBase: 100 } as const;
+
+type MountKind = 'rw' | 'pin' | 'ro' | 'tmpfs' | 'dir' | 'mask-dir' | 'mask-file' | 'resolv';
 interface MountOp { path: string; kind: MountKind; source?: string }
 /** For the same path, later kinds win (they are mounted last). */
-const KIND_ORDER: MountKind[] = ['tmpfs', 'dir', 'rw', 'pin', 'ro', 'mask-dir', 'mask-file'];
+const KIND_ORDER: MountKind[] = ['tmpfs', 'dir', 'rw', 'pin', 'ro', 'mask-dir', 'mask-file', 'resolv'];
 
 export interface LayerReport {
   layer: string;
@@ -45,6 +51,8 @@ export interface LinuxPlanOptions {
   extraEnv?: Record<string, string>;
   /** How resource limits are enforced on this host (limits/plan.ts). */
   limits?: LimitsPlan;
+  /** allow-list network: the proxy bridge (network/bridge-plan.ts). */
+  bridge?: BridgePlan | null;
   /** Test hook: bind these host paths read-write although the policy does not allow it. */
   unsafeExtraWritableBinds?: string[];
 }
@@ -56,6 +64,13 @@ export interface LinuxPlan {
   bwrapArgs: string[];
   /** Reduced tier: the private temp directory cordon creates for the command and removes after. */
   tmpDir?: string;
+  /**
+   * Set when cordon creates the network namespace itself before bwrap (the transparent path: only
+   * the namespace's owner can add a loopback address and open low ports to everyone).
+   */
+  netns: { loAlias: string } | null;
+  /** Contents for the sandbox's resolv.conf, read by bwrap from RESOLV_FD. */
+  resolvConf: string | null;
   /** Protected directories that do not exist and must be created (empty) before the sandbox starts. */
   ensureDirs: string[];
   /** Protected paths that are absent and cannot be pinned; reported if a command creates them. */
@@ -101,6 +116,8 @@ function mountArgs(op: MountOp, tmpfsBytes: number | null): string[] {
       return ['--perms', '0000', '--tmpfs', op.path, '--remount-ro', op.path];
     case 'mask-file':
       return ['--perms', '0000', '--ro-bind-data', String(EMPTY_FD), op.path];
+    case 'resolv':
+      return ['--perms', '0644', '--ro-bind-data', String(RESOLV_FD), op.path];
   }
 }
 
@@ -160,6 +177,11 @@ export function compileLinuxPlan(policy: ResolvedPolicy, host: LinuxHostFacts, o
   if (host.launcher) ops.push({ path: host.launcher, kind: 'ro' });
 
   const net = policy.network.mode;
+  const bridge = net === 'allow-list' ? opts.bridge ?? null : null;
+  if (net === 'allow-list' && !bridge) throw new Error('the allow-list network needs a bridge plan');
+  const transparent = bridge?.transparent ?? null;
+  // The resolver's address lives where /etc/resolv.conf really points (often under /run).
+  if (transparent && host.resolvConf) ops.push({ path: host.resolvConf, kind: 'resolv' });
   const args = [
     '--die-with-parent',
     '--new-session',
@@ -170,7 +192,8 @@ export function compileLinuxPlan(policy: ResolvedPolicy, host: LinuxHostFacts, o
     '--unshare-ipc',
     '--unshare-uts',
     '--unshare-cgroup-try',
-    ...(net === 'full' ? [] : ['--unshare-net']),
+    // With cordon's own namespace (transparent path) bwrap stays in it instead of making one.
+    ...(net === 'full' || transparent ? [] : ['--unshare-net']),
     '--cap-drop', 'ALL',
     fullAccess ? '--bind' : '--ro-bind', '/', '/',
     '--dev', '/dev',
@@ -213,15 +236,26 @@ export function compileLinuxPlan(policy: ResolvedPolicy, host: LinuxHostFacts, o
     ...(fullAccess ? {} : { TMPDIR: '/tmp', XDG_RUNTIME_DIR: runtimeDir }),
     CORDON_SANDBOX: '1',
     ...(net === 'off' ? { CORDON_NETWORK: 'off' } : {}),
+    ...bridge?.env,
     ...opts.extraEnv,
   };
+  if (bridge) for (const k of Object.keys(env)) if (/^(https?|all|no)_proxy$/i.test(k) && !(k in bridge.env)) delete env[k];
   if (!fullAccess) for (const k of ['TEMP', 'TMP']) if (k in env) env[k] = '/tmp';
 
   const layers: LayerReport[] = [
     { layer: 'user namespace', active: true, detail: host.uid === 0 ? 'uid 0 inside is not host root: no capabilities, nested user namespaces disabled' : 'own uid mapped, no capabilities, nested user namespaces disabled' },
     { layer: 'mount view', active: true, detail: `${fullAccess ? 'host root writable' : `host root read-only, ${roots.length} writable root(s), ${policy.protected.filter((p) => p.exists || p.reason === 'git-hooks').length} protected path(s), ${policy.denyRead.length} hidden path(s)`}` },
     { layer: 'pid namespace', active: true, detail: 'the command sees only its own processes; all of them end with it' },
-    { layer: 'network namespace', active: net !== 'full', detail: net === 'off' ? 'no network' : net === 'allow-list' ? 'egress only through cordon’s proxy' : 'host network (policy: full)' },
+    {
+      layer: 'network namespace',
+      active: net !== 'full',
+      detail:
+        net === 'off'
+          ? 'no network'
+          : net === 'allow-list'
+            ? `egress only through cordon’s proxy (${policy.network.allow.join(', ')})${transparent ? '; transparent path for tools that ignore proxy settings' : ''}`
+            : 'host network (policy: full)',
+    },
     { layer: 'ipc/uts/cgroup namespaces', active: true, detail: 'private SysV IPC, hostname and cgroup view' },
     { layer: 'landlock', active: !!landlock, detail: landlock ? 'writes only beneath writable roots; abstract sockets and signals scoped' : fullAccess ? 'not used in full-access mode' : 'disabled' },
     { layer: 'seccomp', active: !!seccomp, detail: seccomp ? 'dangerous syscalls denied' : 'no filter compiled' },
@@ -237,7 +271,19 @@ export function compileLinuxPlan(policy: ResolvedPolicy, host: LinuxHostFacts, o
     watchCreated,
     landlock,
     seccomp,
-    listeners: opts.listeners ?? [],
+    listeners: bridge
+      ? [
+          { id: LISTENER.proxy, proto: 'tcp' as const, address: bridge.proxy.host, port: bridge.proxy.port },
+          ...(transparent
+            ? [
+                { id: LISTENER.dns, proto: 'udp' as const, address: transparent.dns.host, port: transparent.dns.port },
+                ...transparent.ports.map((port, i) => ({ id: LISTENER.transparentBase + i, proto: 'tcp' as const, address: '0.0.0.0', port })),
+              ]
+            : []),
+        ]
+      : opts.listeners ?? [],
+    netns: transparent ? { loAlias: transparent.loopbackAddress.split('/')[0]! } : null,
+    resolvConf: transparent ? transparent.resolvConf : null,
     rlimits,
     limits: opts.limits ?? null,
     env,
@@ -297,6 +343,8 @@ export function compileReducedPlan(policy: ResolvedPolicy, host: LinuxHostFacts,
     tier: 'reduced',
     bwrapArgs: [],
     tmpDir: opts.tmpDir,
+    netns: null,
+    resolvConf: null,
     ensureDirs: [],
     watchCreated: policy.protected.map((p) => p.path),
     landlock,

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { LinuxHostFacts } from './host.js';
 import { encodeKillAll, encodePlan, encodeResize, encodeSignal, type LauncherEvent } from './launcher-protocol.js';
-import { EMPTY_FD, type LinuxPlan } from './plan.js';
+import { EMPTY_FD, RESOLV_FD, type LinuxPlan } from './plan.js';
 import { reportLimits, SandboxCgroup, usageSince, type LimitsReport } from './limits/index.js';
 
 /** bwrap writes its sandbox's host PID here, so cordon can put it in the cgroup before the plan. */
@@ -103,12 +103,16 @@ export class LinuxSandboxProcess extends EventEmitter {
     while (stdio.length < EMPTY_FD) stdio.push('ignore');
     stdio[EMPTY_FD] = nullFd;
     if (cgroup && !reduced) stdio[INFO_FD] = 'pipe';
+    if (plan.resolvConf) {
+      while (stdio.length < RESOLV_FD) stdio.push('ignore');
+      stdio[RESOLV_FD] = 'pipe';
+    }
     // Capture bwrap's own complaints even when the command's stderr is inherited? No: in inherit
     // mode they reach the user directly, which is what they need to see.
     try {
       // Reduced tier: the launcher runs directly, without namespaces.
-      const infoArgs = cgroup && !reduced ? ['--info-fd', String(INFO_FD)] : [];
-      this.child = spawn(reduced ? host.launcher : host.bwrap!, reduced ? [] : [...infoArgs, ...plan.bwrapArgs, '--', host.launcher], {
+      const [command, args] = sandboxCommand(plan, host, cgroup !== null);
+      this.child = spawn(command, args, {
         stdio: stdio as never,
         env: {}, // the launcher gets nothing from the host; the command's environment is in the plan
         detached: true, // terminal signals reach cordon, which forwards them deliberately
@@ -119,6 +123,7 @@ export class LinuxSandboxProcess extends EventEmitter {
     } finally {
       closeSync(nullFd);
     }
+    if (plan.resolvConf) (this.child.stdio as unknown as Writable[])[RESOLV_FD]!.end(plan.resolvConf);
     this.stdin = this.child.stdin;
     this.stdout = this.child.stdout;
     this.stderr = this.child.stderr;
@@ -268,6 +273,7 @@ export class LinuxSandboxProcess extends EventEmitter {
         break;
       case 'listener':
         this.opts.onListener?.(msg.id, handle);
+        this.emit('listener', msg.id, handle);
         break;
       case 'error':
         this.outcome.setupError = `sandbox setup failed: ${msg.msg}${msg.errno ? ` (${errnoName(msg.errno)})` : ''}`;
@@ -311,6 +317,18 @@ export class LinuxSandboxProcess extends EventEmitter {
     this.send(encodeKillAll(9));
     this.timers.push(setTimeout(() => this.child.kill('SIGKILL'), 500));
   }
+}
+
+/**
+ * The program and arguments that start a sandbox for `plan`: bwrap with the launcher inside; the
+ * launcher alone in the reduced tier; and, when cordon owns the network namespace, the launcher's
+ * --netns stage first, which sets the namespace up and then becomes bwrap.
+ */
+export function sandboxCommand(plan: LinuxPlan, host: LinuxHostFacts, withInfoFd: boolean): [string, string[]] {
+  if (plan.tier === 'reduced') return [host.launcher!, []];
+  const bwrap = [...(withInfoFd ? ['--info-fd', String(INFO_FD)] : []), ...plan.bwrapArgs, '--', host.launcher!];
+  if (plan.netns) return [host.launcher!, ['--netns', '--lo-alias', plan.netns.loAlias, '--', host.bwrap!, ...bwrap]];
+  return [host.bwrap!, bwrap];
 }
 
 const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 12: 'ENOMEM', 13: 'EACCES', 22: 'EINVAL', 38: 'ENOSYS', 95: 'EOPNOTSUPP' };

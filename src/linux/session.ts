@@ -10,8 +10,8 @@ import { dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { LinuxHostFacts } from './host.js';
 import { encodeExec, encodeKillAll, encodePlan, encodeResize, encodeShutdown, encodeSignal, type LauncherEvent } from './launcher-protocol.js';
-import { EMPTY_FD, type LinuxPlan } from './plan.js';
-import { errnoName, type LayerState, type LinuxOutcome, type RawViolation } from './run.js';
+import { EMPTY_FD, RESOLV_FD, type LinuxPlan } from './plan.js';
+import { errnoName, sandboxCommand, type LayerState, type LinuxOutcome, type RawViolation } from './run.js';
 import { reportLimits, SandboxCgroup, type CgroupUsage } from './limits/index.js';
 
 const INFO_FD = 5;
@@ -87,9 +87,11 @@ export class LinuxSession extends EventEmitter {
     const stdio: unknown[] = ['ignore', 'ignore', 'pipe', 'ipc'];
     stdio[EMPTY_FD] = nullFd;
     if (this.cgroup && !reduced) stdio[INFO_FD] = 'pipe';
+    if (plan.resolvConf) stdio[RESOLV_FD] = 'pipe';
     try {
-      const infoArgs = this.cgroup && !reduced ? ['--info-fd', String(INFO_FD)] : [];
-      this.child = spawn(reduced ? host.launcher : host.bwrap!, reduced ? [] : [...infoArgs, ...plan.bwrapArgs, '--', host.launcher], { stdio: stdio as never, env: {}, detached: true });
+      const [command, args] = sandboxCommand(plan, host, this.cgroup !== null && !reduced);
+      this.child = spawn(command, args, { stdio: Array.from(stdio, (x) => x ?? 'ignore') as never, env: {}, detached: true });
+      if (plan.resolvConf) (this.child.stdio as unknown as Writable[])[RESOLV_FD]!.end(plan.resolvConf);
     } catch (e) {
       this.cgroup?.removeSync();
       throw e;
