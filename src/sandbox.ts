@@ -9,6 +9,7 @@ import type { PolicyInput, ResolvedPolicy } from './policy/types.js';
 import { hostFacts, userNamespaces, type LinuxHostFacts } from './linux/host.js';
 import { compileLinuxPlan, compileReducedPlan, type LayerReport, type LinuxPlan, type LinuxPlanOptions } from './linux/plan.js';
 import { LinuxSandboxProcess } from './linux/run.js';
+import { trace } from './trace.js';
 import { kernelHasNotify, seccompPlanFor } from './linux/seccomp-plan.js';
 import { LinuxSession } from './linux/session.js';
 import { planNetworkBridge } from './network/bridge-plan.js';
@@ -87,7 +88,9 @@ export class Sandbox {
     const env = opts.env ?? process.env;
     const home = env.HOME || homedir();
     const loaded = loadPolicy({ library: opts.policy, flags: opts.overrides, policyFile: opts.policyFile, userConfig: opts.userConfig, env, home, validatePattern: parseDomainPattern });
+    trace('policy loaded');
     const host = hostFacts();
+    trace('host facts');
     if (!host.launcher) throw new LayerUnavailableError("cordon's launcher is not built (no C compiler during npm install?); install gcc, run `npm rebuild cordon`, then `cordon doctor`");
     // Never a silent downgrade: the reduced tier only when the policy accepts it.
     const userns = host.bwrap ? userNamespaces(env, host.bwrap) : { available: false, reason: 'bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)' };
@@ -98,7 +101,9 @@ export class Sandbox {
       tier = 'reduced';
       sweepStaleTmpDirs();
     }
-    return new Sandbox(loaded, opts, Sandbox.compile(loaded, opts, host, tier), host, tier);
+    const compiled = Sandbox.compile(loaded, opts, host, tier);
+    trace('plan compiled');
+    return new Sandbox(loaded, opts, compiled, host, tier);
   }
 
   private static compile(loaded: LoadedPolicy, opts: SandboxOptions, host: LinuxHostFacts, tier: 'full' | 'reduced'): { policy: ResolvedPolicy; plan: LinuxPlan } {
@@ -120,7 +125,7 @@ export class Sandbox {
         : seccompPlanFor(policy, { arch: host.arch, report: kernelHasNotify(), observeWrites: opts.reportWrites ?? true, noNetworkNamespace: tier === 'reduced' });
     if (!seccomp && !policy.allowReduced)
       throw new LayerUnavailableError(`cordon has no seccomp filter for this CPU architecture (${process.arch}); pass --allow-reduced to run without it`);
-    const limits = planLimits(policy.limits, detectCgroupFacts());
+    const limits = planLimits(policy.limits, detectCgroupFacts(), { memoryCgroup: loaded.input.limits?.memory !== undefined });
     if (tier === 'reduced') {
       if (policy.network.mode === 'allow-list')
         throw new LayerUnavailableError('the network allow-list needs a network namespace, which the reduced tier does not have; use --network off or full, or fix user namespaces (`cordon doctor`)');

@@ -59,6 +59,7 @@ function parseFlags(flagArgs: string[], options: Record<string, unknown>) {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (process.env.CORDON_TRACE) process.stderr.write(`cordon-trace ${performance.now().toFixed(2)} cli started\n`);
   const [command, ...rest] = argv;
   switch (command) {
     case 'run': {

@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { createSandbox, type CommandResult, type Sandbox } from '../sandbox.js';
 import { displayPath } from '../policy/resolve.js';
 import { flagsToPolicy } from './flags.js';
+import { trace } from '../trace.js';
 
 type Values = Record<string, unknown>;
 
@@ -80,6 +81,7 @@ export async function runCommand(values: Values, argv: string[]): Promise<number
       process.stdin.pause();
     };
   }
+  trace('waiting for the command');
   try {
     const r = await cmd.result;
     return summarize(r, argv[0]!, !!values.quiet, sandbox.policy.limits.timeoutMs);

@@ -10,6 +10,7 @@ import type { LinuxHostFacts } from './host.js';
 import { encodeKillAll, encodePlan, encodeResize, encodeSignal, type LauncherEvent } from './launcher-protocol.js';
 import { EMPTY_FD, RESOLV_FD, type LinuxPlan } from './plan.js';
 import { reportLimits, SandboxCgroup, usageSince, type LimitsReport } from './limits/index.js';
+import { trace } from '../trace.js';
 
 /** bwrap writes its sandbox's host PID here, so cordon can put it in the cgroup before the plan. */
 const INFO_FD = 5;
@@ -98,6 +99,7 @@ export class LinuxSandboxProcess extends EventEmitter {
     const cgroup = ownsCgroup ? (plan.limits ? SandboxCgroup.create(plan.limits) : null) : opts.cgroup!;
     this.cgroup = cgroup;
     let usageBefore: ReturnType<SandboxCgroup['readUsage']> | null = null;
+    trace('cgroup ready');
     const nullFd = openSync('/dev/null', 'r'); // bwrap reads empty mask files from it
     const stdio: (StdioMode | 'ipc' | number)[] = [...opts.stdio, 'ipc'];
     while (stdio.length < EMPTY_FD) stdio.push('ignore');
@@ -123,6 +125,7 @@ export class LinuxSandboxProcess extends EventEmitter {
     } finally {
       closeSync(nullFd);
     }
+    trace('sandbox spawned');
     if (plan.resolvConf) (this.child.stdio as unknown as Writable[])[RESOLV_FD]!.end(plan.resolvConf);
     this.stdin = this.child.stdin;
     this.stdout = this.child.stdout;
@@ -164,8 +167,10 @@ export class LinuxSandboxProcess extends EventEmitter {
     };
     if (opts.argv) this.begin({ argv: opts.argv, pty: opts.pty, timeoutMs: opts.timeoutMs });
     else this.setRef(false);
+    trace('constructor done');
     this.exited = new Promise((resolveExit) => {
       this.child.on('close', async (code, signal) => {
+        trace('sandbox closed');
         this.done = true;
         if (plan.tmpDir) rmSync(plan.tmpDir, { recursive: true, force: true });
         const now = cgroup?.readUsage() ?? null;
@@ -223,6 +228,7 @@ export class LinuxSandboxProcess extends EventEmitter {
     this.began = performance.now();
     this.setRef(true);
     void this.joined.then(() => {
+      trace('plan sent');
       if (!this.done) this.sendPlan(cmd);
     });
     if (cmd.timeoutMs) this.timers.push(setTimeout(() => this.terminate(true), cmd.timeoutMs));
@@ -235,6 +241,7 @@ export class LinuxSandboxProcess extends EventEmitter {
     const join = (pid: number) => {
       try {
         cgroup.addProcess(pid);
+        trace('joined cgroup');
         then();
       } catch (e) {
         this.outcome.setupError ??= `cannot apply resource limits: ${(e as Error).message}`;
@@ -258,10 +265,12 @@ export class LinuxSandboxProcess extends EventEmitter {
   private onEvent(msg: LauncherEvent, handle: unknown): void {
     switch (msg.e) {
       case 'ready':
+        trace('launcher ready');
         this.outcome.layers = { landlockAbi: msg.landlock, seccomp: msg.seccomp, noNewPrivs: msg.noNewPrivs };
         this.emit('ready', this.outcome.layers);
         break;
       case 'exit':
+        trace('command exited');
         this.outcome.code = msg.code;
         this.outcome.signal = msg.signal;
         this.outcome.execErrno = msg.execErrno;

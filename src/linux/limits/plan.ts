@@ -116,7 +116,18 @@ function rlimit(resource: number, value: number): RlimitRecord {
 }
 
 /** Plans how every limit in `limits` is enforced on a host described by `facts`. */
-export function planLimits(limits: ResolvedLimits, facts: CgroupFacts): LimitsPlan {
+export interface PlanLimitsOptions {
+  /**
+   * Use a memory cgroup (whole-sandbox accounting). Moving a process into a cgroup v1 memory
+   * controller can wait for an RCU grace period (measured here: up to 10 ms, most often on the
+   * first move after a quiet while), which is most of a short command's cost. So cordon uses it
+   * for a memory limit the user asked for, and the per-process RLIMIT_DATA for the default one,
+   * which only has to stop a runaway allocation. Default true.
+   */
+  memoryCgroup?: boolean;
+}
+
+export function planLimits(limits: ResolvedLimits, facts: CgroupFacts, opts: PlanLimitsOptions = {}): LimitsPlan {
   const warnings: string[] = [];
   const rlimits: RlimitRecord[] = [];
   const v2Writes: CgroupWrite[] = [];
@@ -133,7 +144,7 @@ export function planLimits(limits: ResolvedLimits, facts: CgroupFacts): LimitsPl
   if (bytes === null) {
     memory = { mechanism: 'none', value: null, scope: null, note: 'no memory limit in the policy' };
   } else {
-    const via = cgroupChoice(facts, 'memory');
+    const via = opts.memoryCgroup === false ? null : cgroupChoice(facts, 'memory');
     if (via === 'cgroup-v2') {
       v2Controllers.push('memory');
       // Swap counted too: a runaway allocation is killed instead of pushing the host into swap.
