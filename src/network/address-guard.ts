@@ -95,9 +95,25 @@ export interface AddressClassification {
   detail: string;
 }
 
+// The IPv4 ranges as integer (base, mask) pairs: every dialled address is checked, so this stays cheap.
+const V4_RANGES = RANGES.filter((r) => r.prefix.family === 4).map((r) => {
+  const mask = r.prefix.length === 0 ? 0 : (0xffffffff << (32 - r.prefix.length)) >>> 0;
+  return { base: (ipv4Number(r.prefix.bytes) & mask) >>> 0, mask, range: r };
+});
+const V6_RANGES = RANGES.filter((r) => r.prefix.family === 6);
+
+function ipv4Number(b: Uint8Array): number {
+  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+}
+
 /** Why an address is special-purpose, or null when it is an ordinary public address. */
 export function classifyAddress(ip: IpAddress, hostAddresses: readonly IpAddress[] = []): AddressClassification | null {
-  for (const r of RANGES) if (prefixContains(r.prefix, ip)) return { cls: r.cls, detail: r.name };
+  if (ip.family === 4) {
+    const n = ipv4Number(ip.bytes);
+    for (const v of V4_RANGES) if (((n & v.mask) >>> 0) === v.base) return { cls: v.range.cls, detail: v.range.name };
+  } else {
+    for (const r of V6_RANGES) if (prefixContains(r.prefix, ip)) return { cls: r.cls, detail: r.name };
+  }
   const inner = embeddedIpv4(ip);
   if (inner) {
     const c = classifyAddress(inner, hostAddresses);

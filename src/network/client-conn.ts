@@ -166,7 +166,7 @@ export class NativeFront {
   static take(server: net.Server, transparent: boolean, onConn: (conn: NativeConn) => void): NativeFront | null {
     const addon = nativeAddon();
     const fd = (server as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
-    if (!addon || typeof addon.listen !== 'function' || typeof fd !== 'number' || fd < 0 || process.env.CORDON_NATIVE_ACCEPT === '0') return null;
+    if (!addon || typeof addon.listen !== 'function' || typeof fd !== 'number' || fd < 0) return null;
     const front: NativeFront = new NativeFront(addon, null, onConn);
     front.handle = addon.listen(fd, transparent, (kind, id, data, localAddress, localPort, errno) =>
       front.event(kind, id, data, localAddress, localPort, errno),

@@ -2,6 +2,8 @@
 // Pure. Only the head is parsed; bodies and responses pass through as bytes, which is why the
 // proxy forwards one request per client connection (see rewriteForOrigin).
 
+import { canonicalHost, formatRequestHost } from './rules.js';
+
 export const MAX_HEAD_BYTES = 16 * 1024;
 export const MAX_HEADERS = 100;
 
@@ -108,23 +110,52 @@ export interface OriginTarget {
   authority: string;
 }
 
-/** Absolute-form `http://host[:port]/path` (the only form a forward proxy accepts besides CONNECT). */
+/**
+ * Absolute-form `http://host[:port]/path` (the only form a forward proxy accepts besides CONNECT).
+ * Parsed strictly by hand: a URL parser would also decode percent-encoded hosts, which are
+ * refused here instead. The host comes back canonical (lower case, IPv4 in dotted form).
+ */
 export function parseAbsoluteTarget(target: string): OriginTarget | { error: string } {
   if (!/^http:\/\//i.test(target)) {
     if (/^https:\/\//i.test(target)) return { error: 'https URLs must be requested with CONNECT' };
     if (target.startsWith('/')) return { error: 'this is a proxy: request an absolute URL (http://host/path) or use CONNECT' };
     return { error: 'only http:// URLs can be forwarded' };
   }
-  let url: URL;
-  try {
-    url = new URL(target);
-  } catch {
-    return { error: 'malformed URL' };
+  const rest = target.slice(7);
+  const end = rest.search(/[/?#]/);
+  const authority = end < 0 ? rest : rest.slice(0, end);
+  let path = end < 0 ? '/' : rest.slice(end);
+  const hash = path.indexOf('#');
+  if (hash >= 0) path = path.slice(0, hash);
+  if (!path.startsWith('/')) path = '/' + path;
+  if (authority.includes('@')) return { error: 'user names in proxied URLs are not supported' };
+  if (authority.includes('%')) return { error: 'percent-encoded host names are not supported' };
+  let hostText: string;
+  let portText = '';
+  if (authority.startsWith('[')) {
+    const close = authority.indexOf(']');
+    if (close < 0) return { error: 'malformed URL' };
+    hostText = authority.slice(0, close + 1);
+    const after = authority.slice(close + 1);
+    if (after !== '') {
+      if (!after.startsWith(':')) return { error: 'malformed URL' };
+      portText = after.slice(1);
+    }
+  } else {
+    const colon = authority.lastIndexOf(':');
+    hostText = colon < 0 ? authority : authority.slice(0, colon);
+    if (colon >= 0) portText = authority.slice(colon + 1);
   }
-  if (url.username || url.password) return { error: 'user names in proxied URLs are not supported' };
-  if (!url.hostname) return { error: 'URL without a host' };
-  const port = url.port ? Number(url.port) : 80;
-  return { host: url.hostname, port, path: `${url.pathname}${url.search}`, authority: url.host };
+  if (hostText === '' || hostText === '[]') return { error: 'URL without a host' };
+  let port = 80;
+  if (portText !== '') {
+    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) return { error: 'malformed port in URL' };
+    port = Number(portText);
+  }
+  // Canonical when possible; otherwise as sent, for the proxy to refuse (and record) by rule.
+  const canonical = canonicalHost(hostText);
+  const host = 'error' in canonical ? hostText.toLowerCase() : formatRequestHost(canonical);
+  return { host, port, path, authority: port === 80 ? host : `${host}:${port}` };
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) plus the proxy-only ones.

@@ -68,6 +68,12 @@ export interface EgressProxyOptions {
   handshakeTimeoutMs?: number;
   /** How allowed bytes flow: the native addon (C threads) when available, else Node streams (default 'auto'). */
   byteEngine?: ByteEngine | 'auto';
+  /**
+   * Accept connections in the native addon, on Node's event loop but without Node socket objects
+   * (default true; needs the addon and a listening server with a descriptor). false: through
+   * the server's 'connection' event.
+   */
+  nativeAccept?: boolean;
   /** The transparent path's address pool, inside 127.0.0.0/8 (default 127.80.0.0/16). */
   dnsPool?: string;
   /** This host's addresses, refused as upstreams (default: from the network interfaces). */
@@ -122,6 +128,7 @@ export class EgressProxy extends EventEmitter {
   private readonly connectTimeoutMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly byteEngine: ByteEngine | 'auto';
+  private readonly nativeAccept: boolean;
   private readonly hostAddressesOf: () => IpAddress[];
   private readonly pool: NamePool;
   private readonly servers = new Set<net.Server>();
@@ -133,6 +140,8 @@ export class EgressProxy extends EventEmitter {
   private readonly sockets = new Set<net.Socket>();
   private readonly relays = new Set<DialRelay>();
   private readonly dnsDeniedNames = new Set<string>();
+  private readonly handshakes = new Map<Handshake, { deadline: number; onTimeout: () => void }>();
+  private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
   private counters = { accepted: 0, relayed: 0, denied: 0, bytesFromClients: 0, bytesFromUpstreams: 0 };
 
@@ -143,6 +152,7 @@ export class EgressProxy extends EventEmitter {
     this.connectTimeoutMs = positive(opts.connectTimeoutMs, 10_000, 'connectTimeoutMs');
     this.handshakeTimeoutMs = positive(opts.handshakeTimeoutMs, 10_000, 'handshakeTimeoutMs');
     this.byteEngine = opts.byteEngine ?? 'auto';
+    this.nativeAccept = opts.nativeAccept ?? true;
     const hostAddresses = opts.hostAddresses;
     this.hostAddressesOf = hostAddresses
       ? () => hostAddresses().flatMap((a) => parseIpAddress(a) ?? [])
@@ -192,6 +202,9 @@ export class EgressProxy extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+    this.handshakes.clear();
     for (const s of this.servers) s.close();
     for (const d of this.dnsSockets) {
       try {
@@ -232,7 +245,7 @@ export class EgressProxy extends EventEmitter {
       void conn.closed.then(() => this.conns.delete(conn));
       handler(conn);
     };
-    const front = this.byteEngine === 'js' ? null : NativeFront.take(server, transparent, accept);
+    const front = this.byteEngine === 'js' || !this.nativeAccept ? null : NativeFront.take(server, transparent, accept);
     if (front) {
       this.fronts.add(front);
       return;
@@ -341,14 +354,14 @@ export class EgressProxy extends EventEmitter {
 
   private async handleProxyClient(conn: ClientConn): Promise<void> {
     let isHttp = true;
-    const hs: Handshake = { conn, timedOut: false, settled: false, handshakeDone: () => clearTimeout(timer) };
-    const timer = setTimeout(() => {
+    const hs: Handshake = { conn, timedOut: false, settled: false, handshakeDone: () => this.unwatch(hs) };
+    this.watch(hs, () => {
       hs.timedOut = true;
       hs.settled = true;
       // A client that never finishes its request gets an answer if it spoke HTTP, then is gone.
       if (isHttp && conn.buffered.length > 0) conn.finish(simpleResponse(408, 'Request Timeout', 'cordon: the request was not completed in time'));
       else conn.reset();
-    }, this.handshakeTimeoutMs);
+    });
     try {
       while (conn.buffered.length === 0) if (!(await conn.more()) || hs.timedOut) return;
       const first = conn.buffered[0]!;
@@ -368,10 +381,39 @@ export class EgressProxy extends EventEmitter {
         conn.reset();
       }
     } finally {
-      clearTimeout(timer);
+      this.unwatch(hs);
       // Every way out of a handshake either handed the connection on (relay, answer) or ends it
       // here: a client that half-closed mid-request must not leave a socket behind.
       if (!hs.settled) conn.reset();
+    }
+  }
+
+  /**
+   * Handshake deadlines. One sweeping timer serves them all: a timer per connection costs more
+   * than the rest of the decision, and a deadline only needs to be roughly on time.
+   */
+  private watch(hs: Handshake, onTimeout: () => void): void {
+    this.handshakes.set(hs, { deadline: Date.now() + this.handshakeTimeoutMs, onTimeout });
+    if (this.sweeper === null) {
+      this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(250, this.handshakeTimeoutMs / 4)));
+      this.sweeper.unref();
+    }
+  }
+
+  private unwatch(hs: Handshake): void {
+    this.handshakes.delete(hs);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [hs, w] of this.handshakes) {
+      if (w.deadline > now) continue;
+      this.handshakes.delete(hs);
+      w.onTimeout();
+    }
+    if (this.handshakes.size === 0 && this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
     }
   }
 

@@ -120,6 +120,13 @@ export async function startTlsUpstream(): Promise<TlsUpstream> {
   };
 }
 
+/** The proxy's I/O configurations; behaviour must be the same in each. */
+export const PROXY_VARIANTS: { name: string; opts: Partial<EgressProxyOptions> }[] = [
+  { name: 'native accept, native relay', opts: {} },
+  { name: 'Node accept, native relay', opts: { nativeAccept: false } },
+  { name: 'Node accept, JS relay', opts: { byteEngine: 'js' } },
+];
+
 export interface ProxyHarness {
   proxy: EgressProxy;
   /** Port of the HTTP/SOCKS listener on 127.0.0.1. */

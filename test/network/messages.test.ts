@@ -77,6 +77,30 @@ describe('HTTP request heads', () => {
     assert.match(rewriteForOrigin(r.head, t).toString(), /\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n$/);
   });
 
+  it('parses absolute URLs by hand, strictly', () => {
+    const ok = (t: string) => {
+      const r = parseAbsoluteTarget(t);
+      if ('error' in r) throw new Error(`${t}: ${r.error}`);
+      return [r.host, r.port, r.path, r.authority];
+    };
+    assert.deepEqual(ok('http://Example.TEST'), ['example.test', 80, '/', 'example.test']);
+    assert.deepEqual(ok('HTTP://a.test:8080?q=1#frag'), ['a.test', 8080, '/?q=1', 'a.test:8080']);
+    assert.deepEqual(ok('http://[::1]:81/x'), ['[::1]', 81, '/x', '[::1]:81']);
+    assert.deepEqual(ok('http://127.1/'), ['127.0.0.1', 80, '/', '127.0.0.1']);
+    for (const [bad, why] of [
+      ['http://%61llowed.test/', /percent-encoded/],
+      ['http://user:pw@a.test/', /user names/],
+      ['http://a.test:0/', /port/],
+      ['http://a.test:99999/', /port/],
+      ['http://a.test:x/', /port/],
+      ['http:///path', /without a host/],
+      ['http://[::1/', /malformed/],
+    ] as const) {
+      const r = parseAbsoluteTarget(bad);
+      assert.ok('error' in r && why.test(r.error), `${bad}: ${JSON.stringify(r)}`);
+    }
+  });
+
   it('explains targets a forward proxy cannot serve', () => {
     assert.match((parseAbsoluteTarget('/index.html') as { error: string }).error, /absolute URL/);
     assert.match((parseAbsoluteTarget('https://a.test/') as { error: string }).error, /CONNECT/);
