@@ -131,7 +131,9 @@ static void fatal(const char *what) {
 // net.Socket would start reading, and reading the write end of a pipe fails with EBADF).
 static void send_handle(int fd, const char *type, const char *msg_json) {
   char text[512];
-  int n = snprintf(text, sizeof text, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"%s\",\"msg\":%s}\n", type, msg_json);
+  // Node rebuilds a datagram socket from `dgramType`; stream handles ignore it.
+  int n = snprintf(text, sizeof text, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"%s\",\"msg\":%s%s}\n", type, msg_json,
+                   strcmp(type, "dgram.Socket") ? "" : ",\"dgramType\":\"udp4\"");
   char cbuf[CMSG_SPACE(sizeof(int))];
   memset(cbuf, 0, sizeof cbuf);
   struct iovec io = { text, (size_t)n };

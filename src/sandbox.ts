@@ -1,5 +1,6 @@
 // The public API: create a sandbox from a policy, run or spawn commands in it, close it.
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
 import { homedir, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { LayerUnavailableError, PolicyError } from './policy/errors.js';
@@ -42,7 +43,10 @@ export interface SandboxOptions {
   /** Report denied writes (path and rule); costs a round trip per write-intent syscall. Default true. */
   reportWrites?: boolean;
   /** Internal: hooks for tests of the layers themselves. Never set in normal use. */
-  unsafeTestHooks?: Pick<LinuxPlanOptions, 'landlock' | 'unsafeExtraWritableBinds'>;
+  unsafeTestHooks?: Pick<LinuxPlanOptions, 'landlock' | 'unsafeExtraWritableBinds'> & {
+    /** Names the proxy resolves without DNS (tests play "allowed.test" against loopback servers). */
+    hosts?: Record<string, string[]>;
+  };
 }
 
 /** Turns a setup failure into a message with the fix. */
@@ -72,6 +76,9 @@ export class Sandbox {
    * compiled for that command is identical (otherwise it is discarded).
    */
   private warm: { proc: LinuxSandboxProcess; fingerprint: string } | null = null;
+  private get proxyHosts(): Record<string, string[]> | undefined {
+    return proxyHosts(this.opts.env ?? process.env, this.opts.unsafeTestHooks?.hosts);
+  }
 
   private constructor(
     private readonly loaded: LoadedPolicy,
@@ -133,7 +140,7 @@ export class Sandbox {
       return { policy, plan: compileReducedPlan(policy, host, { tmpDir, seccomp, limits }) };
     }
     const bridge = policy.network.mode === 'allow-list' ? planNetworkBridge(policy.network) : null;
-    const plan = compileLinuxPlan(policy, host, { ...opts.unsafeTestHooks, seccomp, limits, bridge });
+    const plan = compileLinuxPlan(policy, host, { landlock: opts.unsafeTestHooks?.landlock, unsafeExtraWritableBinds: opts.unsafeTestHooks?.unsafeExtraWritableBinds, seccomp, limits, bridge });
     return { policy, plan };
   }
 
@@ -188,7 +195,7 @@ export class Sandbox {
     }
     this.running.add(proc);
     const home = this.opts.env?.HOME ?? process.env.HOME ?? homedir();
-    const proxy = plan.listeners.length ? attachProxy(proc, policy) : null;
+    const proxy = plan.listeners.length ? attachProxy(proc, policy, this.proxyHosts) : null;
     const result = proc.exited.then(async (o) => {
       this.running.delete(proc);
       const denials = proxy ? await closeProxy(proxy) : [];
@@ -265,7 +272,7 @@ export class Sandbox {
     this.fresh = false;
     const { policy, plan } = this.current;
     const linux = new LinuxSession(plan, this.host);
-    const proxy = plan.listeners.length ? attachProxy(linux, policy) : null;
+    const proxy = plan.listeners.length ? attachProxy(linux, policy, this.proxyHosts) : null;
     try {
       await linux.ready();
     } catch (e) {
@@ -296,9 +303,38 @@ export class Sandbox {
   }
 }
 
+/**
+ * Names the proxy resolves from a hosts file (CORDON_PROXY_HOSTS, /etc/hosts format) before DNS:
+ * for names only this machine knows, and for tests that play real names against local servers.
+ * The address guard still judges every address.
+ */
+function proxyHosts(env: Record<string, string | undefined>, extra?: Record<string, string[]>): Record<string, string[]> | undefined {
+  const file = env.CORDON_PROXY_HOSTS;
+  if (!file && !extra) return undefined;
+  const out: Record<string, string[]> = { ...extra };
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new PolicyError(`CORDON_PROXY_HOSTS: cannot read ${file} (${(e as NodeJS.ErrnoException).code}); fix the path or unset it`);
+    }
+    for (const line of text.split('\n')) {
+      const [addr, ...names] = line.replace(/#.*/, '').trim().split(/\s+/);
+      if (!addr || !names.length) continue;
+      for (const n of names) (out[n.toLowerCase()] ??= []).push(addr);
+    }
+  }
+  return out;
+}
+
 /** Serves the listeners the launcher opens inside the sandbox with a proxy for this command. */
-export function attachProxy(events: NodeJS.EventEmitter, policy: ResolvedPolicy): EgressProxy {
-  const proxy = new EgressProxy({ allow: policy.network.allow, deny: policy.network.deny });
+export function attachProxy(events: NodeJS.EventEmitter, policy: ResolvedPolicy, hosts?: Record<string, string[]>): EgressProxy {
+  const proxy = new EgressProxy({
+    allow: policy.network.allow,
+    deny: policy.network.deny,
+    ...(hosts ? { resolve: async (name: string) => hosts[name.toLowerCase()] ?? (await lookup(name, { all: true, verbatim: true })).map((a) => a.address) } : {}),
+  });
   events.on('listener', (id: number, handle: unknown) => {
     if (id === LISTENER.proxy) proxy.serveProxy(handle as never);
     else if (id === LISTENER.dns) proxy.serveDns(handle as never);
