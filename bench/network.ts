@@ -278,7 +278,7 @@ export async function runNetworkBench(options: NetworkBenchOptions = {}): Promis
   if (!findOnPath('curl')) return '_curl is not installed; no network figures._';
   const scale = options.runsScale ?? 1;
   const downloads = Math.max(1, Math.round(3 * scale));
-  const fresh = Math.max(10, Math.round(60 * scale));
+  const fresh = Math.max(10, Math.round(150 * scale));
   const bytes = options.downloadBytes ?? GiB;
   const notes: string[] = [];
   const servers: Server[] = [];
@@ -358,6 +358,14 @@ export async function runNetworkBench(options: NetworkBenchOptions = {}): Promis
       }
     }
     const dnsMicros = transparent ? await dnsRoundTrip(transparent.dnsPort, 500) : null;
+    const setupMicros = await proxySetupCost(200);
+    const deadPort = await closedPort();
+    const connectToClosed = new Map<string, string>();
+    for (const c of working.filter((w) => w.id.endsWith('-connect'))) {
+      const r = await curl(['-w', '%{http_code} %{http_connect}', ...c.args, `http://127.0.0.1:${deadPort}/`], 20_000);
+      const reason = /response (\d{3})/.exec(r.stderr)?.[1];
+      connectToClosed.set(c.title, reason ? `answers ${reason}` : /reset|Recv failure|Empty reply/i.test(r.stderr) ? 'answers 200, then resets' : r.stderr.trim().split('\n')[0] ?? '?');
+    }
 
     const directSpeed = median(speeds.get('direct') ?? []);
     const directTtfb = median(ttfb.get('direct') ?? []);
@@ -370,22 +378,35 @@ export async function runNetworkBench(options: NetworkBenchOptions = {}): Promis
         'Columns run interleaved round-robin; servers and proxies each run in their own process. ' +
         'Every proxy is reached on the host (no sandbox): this isolates the proxy itself.',
       '',
-      '| path | download GB/s | × direct | first byte, ms | added per connection, ms |',
+      '| path | download GB/s | × direct | first byte, ms (p25–p75) | added per connection, ms |',
       '|---|---:|---:|---:|---:|',
     ];
     for (const c of working) {
       const s = median(speeds.get(c.id) ?? []);
-      const t = median(ttfb.get(c.id) ?? []);
+      const samples = ttfb.get(c.id) ?? [];
+      const t = median(samples);
       const v6 = c.id === 'cordon-transparent' || c.id === 'direct-v6';
       const refSpeed = v6 ? directV6Speed : directSpeed;
       const refTtfb = v6 ? directV6Ttfb : directTtfb;
       const isReference = c.id === 'direct' || c.id === 'direct-v6';
       lines.push(
-        `| ${c.title} | ${(s / 1e9).toFixed(2)} | ${isReference ? '1' : (s / refSpeed).toFixed(2)} | ${t.toFixed(2)} | ${isReference ? '—' : (t - refTtfb).toFixed(2)} |`,
+        `| ${c.title} | ${(s / 1e9).toFixed(2)} | ${isReference ? '1' : (s / refSpeed).toFixed(2)} | ${t.toFixed(2)} (${quantile(samples, 0.25).toFixed(2)}–${quantile(samples, 0.75).toFixed(2)}) | ${isReference ? '—' : (t - refTtfb).toFixed(2)} |`,
       );
     }
     lines.push('');
     if (dnsMicros !== null) lines.push(`In-sandbox resolver (cordon's serveDns): median ${dnsMicros.toFixed(0)} µs per A query round trip (500 queries).`, '');
+    lines.push(
+      `Proxy setup per sandbox on the host (new EgressProxy, serve a proxy, a transparent and a DNS socket, close): median ${setupMicros.toFixed(0)} µs (200 rounds, in process).`,
+      '',
+    );
+    if (connectToClosed.size > 0) {
+      lines.push(
+        'CONNECT to a closed port (what a client learns when the upstream is down; a proxy that answers 200 before dialling saves that dial from its handshake): ' +
+          [...connectToClosed].map(([title, what]) => `${title}: ${what}`).join('; ') +
+          '.',
+        '',
+      );
+    }
     lines.push(
       'The transparent row is measured against the direct IPv6 row (its upstream). Per-command cost of network rules in a sandbox (listener hand-over) belongs to the sandbox columns once the launcher serves the bridge.',
     );
@@ -394,6 +415,41 @@ export async function runNetworkBench(options: NetworkBenchOptions = {}): Promis
   } finally {
     for (const s of servers) s.stop();
   }
+}
+
+function quantile(values: number[], q: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+/** What a sandbox's network bridge costs the host process to set up and tear down. */
+async function proxySetupCost(rounds: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const listener = net.createServer();
+    const transparent = net.createServer();
+    const dns = dgram.createSocket('udp4');
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => transparent.listen(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => dns.bind(0, '127.0.0.1', () => r()));
+    const t0 = process.hrtime.bigint();
+    const proxy = new EgressProxy({ allow: ['registry.npmjs.org', '*.github.com', 'pypi.org:443'], deny: ['evil.example'] });
+    proxy.serveProxy(listener);
+    proxy.serveTransparent(transparent);
+    proxy.serveDns(dns);
+    await proxy.close();
+    times.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  return median(times);
 }
 
 /** Ask the resolver for a name once, for the pool address it hands out. */

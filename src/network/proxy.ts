@@ -3,13 +3,15 @@
 //   serveProxy        HTTP (absolute-form requests and CONNECT) and SOCKS5 on one listener
 //   serveTransparent  plain TCP to a pool address handed out by serveDns
 //   serveDns          the sandbox's resolver: allowed names -> pool addresses, denied -> NXDOMAIN
-// Every connection is decided by name and port (rules.ts), resolved once on the host, filtered
-// by the address guard, dialled by the checked address, and then relayed (relay.ts).
+// Every connection is decided here, in TypeScript, by name and port (rules.ts), resolved once on
+// the host, filtered by the address guard, and dialled by the checked address only. The I/O
+// around that decision (accepting, the handshake bytes, the relay) is client-conn.ts and
+// relay.ts: the native addon where it is built, Node sockets otherwise.
 
 import { lookup } from 'node:dns/promises';
 import type * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 
 import { type IpAddress, parseIpAddress } from './ip.js';
 import { chooseDialAddresses, localInterfaceAddresses } from './address-guard.js';
