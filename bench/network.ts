@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { EgressProxy } from '../src/network/proxy.js';
 import { nativeUnavailableReason } from '../src/network/relay.js';
 import { PEERS_DIR, findOnPath, writableStateDir } from './layout.js';
+import { ensurePeersInstalled } from './peers.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const GiB = 1 << 30;
@@ -281,6 +282,9 @@ export async function runNetworkBench(options: NetworkBenchOptions = {}): Promis
   const fresh = Math.max(10, Math.round(150 * scale));
   const bytes = options.downloadBytes ?? GiB;
   const notes: string[] = [];
+  // Idempotent: installs srt and Codex into .bench/peers only when they are missing.
+  const installNote = await ensurePeersInstalled(true);
+  if (installNote) notes.push(installNote);
   const servers: Server[] = [];
   try {
     const upstream = await startServer(process.execPath, [SELF, '--upstream']);
