@@ -249,6 +249,16 @@ function memorySection(figures: readonly MemoryFigure[], columns: readonly Colum
   return renderSimpleTable(['wrapper', 'peak RSS', 'what was measured'], rows, [1]);
 }
 
+async function layersSection(options: Options): Promise<string> {
+  try {
+    const { runLayersBench } = await import('./layers.js');
+    process.env.CORDON_BENCH_WORKSPACE_ROOT = options.workspaceRoot;
+    return await runLayersBench(Math.max(10, Math.round(30 * options.runsScale)));
+  } catch (error) {
+    return `_layer costs not measured: ${error instanceof Error ? error.message : String(error)}_`;
+  }
+}
+
 async function networkSection(): Promise<string> {
   const modulePath = fileURLToPath(new URL('./network.js', import.meta.url));
   if (!existsSync(modulePath)) return '_bench/network.ts is not there yet; no network figures._';
@@ -326,6 +336,7 @@ async function main(): Promise<void> {
   if (memory.length > 0) {
     out.push('## Peak memory', '', `Max RSS by \`${GNU_TIME} -f %M\` (largest single process of the tree; median of 3): CLIs and raw bwrap running \`true\`; libraries as a Node host running \`true\` 20 times.`, '', memorySection(memory, columns), '');
   }
+  out.push('## What each layer costs', '', await layersSection(options), '');
   if (options.network) out.push('## Network', '', await networkSection(), '');
   if (notes.length > 0) out.push('## Notes', '', ...notes.map((note) => `- ${note}`), '');
   const report = out.join('\n');

@@ -46,6 +46,8 @@ export interface SandboxOptions {
   unsafeTestHooks?: Pick<LinuxPlanOptions, 'landlock' | 'unsafeExtraWritableBinds'> & {
     /** Names the proxy resolves without DNS (tests play "allowed.test" against loopback servers). */
     hosts?: Record<string, string[]>;
+    /** Measure the layers' cost: no seccomp filter, or one without user-notification reporting. */
+    seccomp?: 'off' | 'errno';
   };
 }
 
@@ -126,11 +128,12 @@ export class Sandbox {
       sources: loaded.sources,
       cacheDir: join(env.XDG_CACHE_HOME || join(home, '.cache'), 'cordon'),
     });
+    const hook = opts.unsafeTestHooks?.seccomp;
     const seccomp =
-      host.arch === 'other'
+      host.arch === 'other' || hook === 'off'
         ? null
-        : seccompPlanFor(policy, { arch: host.arch, report: kernelHasNotify(), observeWrites: opts.reportWrites ?? true, noNetworkNamespace: tier === 'reduced' });
-    if (!seccomp && !policy.allowReduced)
+        : seccompPlanFor(policy, { arch: host.arch, report: hook !== 'errno' && kernelHasNotify(), observeWrites: opts.reportWrites ?? true, noNetworkNamespace: tier === 'reduced' });
+    if (!seccomp && !policy.allowReduced && hook !== 'off')
       throw new LayerUnavailableError(`cordon has no seccomp filter for this CPU architecture (${process.arch}); pass --allow-reduced to run without it`);
     const limits = planLimits(policy.limits, detectCgroupFacts(), { memoryCgroup: loaded.input.limits?.memory !== undefined });
     if (tier === 'reduced') {
