@@ -9,6 +9,13 @@ export async function runDoctor(json: boolean): Promise<number> {
     checks = runLinuxChecks();
     const { limitChecks } = await import('../linux/limits/index.js');
     limits = limitChecks();
+    const { nativeUnavailableReason } = await import('../network/relay.js');
+    const relay = nativeUnavailableReason();
+    limits.push(
+      relay
+        ? { layer: 'network relay (native)', ok: false, detail: `${relay}; allowed connections are relayed in JavaScript (slower)`, fix: 'install a C compiler and Node headers, then `npm rebuild cordon`' }
+        : { layer: 'network relay (native)', ok: true, detail: 'allowed connections are relayed by worker threads outside JavaScript' },
+    );
     // End to end: a real sandbox on the default policy.
     const { createSandbox } = await import('../sandbox.js');
     try {
