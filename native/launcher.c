@@ -733,16 +733,25 @@ static void if_set(int s, unsigned long req, struct ifreq *ifr, const char *what
   }
 }
 
-// `--netns [--lo-alias A.B.C.D] -- PROGRAM ARGS`: creates the sandbox's network namespace before
-// bubblewrap (which then keeps it), because only its owner can configure it: loopback up, an
-// extra loopback address (the transparent resolver's answers need one besides 127.0.0.1), and
-// low ports bindable without privileges (the in-sandbox resolver listens on port 53).
-static int netns_then_exec(int argc, char **argv) {
+// `--stage --parent PID [--netns [--lo-alias A.B.C.D]] -- PROGRAM ARGS`: what runs before
+// bubblewrap. It dies with cordon (a parent-death signal set here, and checked against the race
+// where cordon died before it was set, survives the exec into bwrap), and, with --netns, creates
+// the sandbox's network namespace, which bubblewrap then keeps: only its owner can configure it
+// (loopback up, an extra loopback address the transparent resolver's answers need, low ports
+// bindable without privileges for the in-sandbox resolver on port 53).
+static int stage_then_exec(int argc, char **argv) {
   const char *alias = NULL;
+  int netns = 0;
+  pid_t parent = 0;
   int i = 2;
-  for (; i < argc && strcmp(argv[i], "--"); i++)
+  for (; i < argc && strcmp(argv[i], "--"); i++) {
     if (!strcmp(argv[i], "--lo-alias") && i + 1 < argc) alias = argv[++i];
-  if (i + 1 >= argc) { fprintf(stderr, "cordon-launcher: --netns needs -- PROGRAM\n"); return 2; }
+    else if (!strcmp(argv[i], "--parent") && i + 1 < argc) parent = (pid_t)atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--netns")) netns = 1;
+  }
+  if (i + 1 >= argc) { fprintf(stderr, "cordon-launcher: --stage needs -- PROGRAM\n"); return 2; }
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || (parent && getppid() != parent)) return 111; // cordon is already gone
+  if (!netns) goto exec;
   uid_t uid = getuid();
   gid_t gid = getgid();
   if (uid != 0) {
@@ -776,6 +785,7 @@ static int netns_then_exec(int argc, char **argv) {
   }
   close(s);
   write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+exec:
   execvp(argv[i + 1], argv + i + 1);
   perror("cordon-launcher: exec");
   return 127;
@@ -790,7 +800,7 @@ int main(int argc, char **argv) {
            syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &(struct seccomp_notif_sizes){0}) == 0 ? "true" : "false");
     return 0;
   }
-  if (argc >= 2 && !strcmp(argv[1], "--netns")) return netns_then_exec(argc, argv);
+  if (argc >= 2 && !strcmp(argv[1], "--stage")) return stage_then_exec(argc, argv);
   const char *ch = getenv("NODE_CHANNEL_FD");
   if (!ch) { fprintf(stderr, "cordon-launcher: run by cordon only\n"); return 2; }
   ipc = atoi(ch);

@@ -43,6 +43,12 @@ for (const id of identities()) {
       assert.deepEqual(processesMatching(`http.server ${p}`), [], 'the server is gone after close');
     });
 
+    test('library: runs then close() settles, and the host process ends by itself with nothing left', async () => {
+      const r = await scenario(s, 'runsThenClose');
+      assert.deepEqual(r.codes, [0, 1, 2, 3, 4]);
+      assert.deepEqual(processesMatching('cordon-launcher').filter((p) => !p.args.includes('<defunct>') && p.args.startsWith('/')), []);
+    });
+
     test('killing cordon with SIGKILL takes the whole session down', async () => {
       const m = marker();
       const argv = [process.execPath, SCENARIO, 'sessionHang', JSON.stringify({ marker: m })];

@@ -320,6 +320,7 @@ export class LinuxSandboxProcess extends EventEmitter {
   kill(): void {
     if (this.done) return;
     if (this.began === undefined) {
+      this.setRef(true); // whoever waits for its end must see it
       this.child.kill('SIGKILL'); // a warm sandbox: nothing runs in it yet
       return;
     }
@@ -329,15 +330,16 @@ export class LinuxSandboxProcess extends EventEmitter {
 }
 
 /**
- * The program and arguments that start a sandbox for `plan`: bwrap with the launcher inside; the
- * launcher alone in the reduced tier; and, when cordon owns the network namespace, the launcher's
- * --netns stage first, which sets the namespace up and then becomes bwrap.
+ * The program and arguments that start a sandbox for `plan`: the launcher's stage (it dies with
+ * cordon, closing the window in which bwrap could outlive a cordon killed during its start-up,
+ * and with --netns sets up the network namespace cordon owns), which becomes bwrap with the
+ * launcher inside; in the reduced tier, the launcher alone.
  */
 export function sandboxCommand(plan: LinuxPlan, host: LinuxHostFacts, withInfoFd: boolean): [string, string[]] {
   if (plan.tier === 'reduced') return [host.launcher!, []];
   const bwrap = [...(withInfoFd ? ['--info-fd', String(INFO_FD)] : []), ...plan.bwrapArgs, '--', host.launcher!];
-  if (plan.netns) return [host.launcher!, ['--netns', '--lo-alias', plan.netns.loAlias, '--', host.bwrap!, ...bwrap]];
-  return [host.bwrap!, bwrap];
+  const netns = plan.netns ? ['--netns', '--lo-alias', plan.netns.loAlias] : [];
+  return [host.launcher!, ['--stage', '--parent', String(process.pid), ...netns, '--', host.bwrap!, ...bwrap]];
 }
 
 const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 12: 'ENOMEM', 13: 'EACCES', 22: 'EINVAL', 38: 'ENOSYS', 95: 'EOPNOTSUPP' };

@@ -35,6 +35,14 @@ const scenarios: Record<string, Scenario> = {
     await s.close();
     return { log, start: start.stdout.trim(), reached, crash: crash.exitCode, killed: killed.exitCode, after: after.stdout.trim() };
   },
+  async runsThenClose() {
+    const sandbox = await createSandbox({ userConfig: null });
+    const codes: number[] = [];
+    for (let i = 0; i < 5; i++) codes.push((await sandbox.run(['sh', '-c', `exit ${i}`])).exitCode);
+    await new Promise((r) => setTimeout(r, 50)); // let the next run's sandbox start warm
+    await sandbox.close();
+    return { codes };
+  },
   async sessionHang(args) {
     // Opens a session with a background process, then waits to be killed by the test.
     const sandbox = await createSandbox({ userConfig: null });
@@ -50,4 +58,4 @@ const fn = scenarios[name ?? ''];
 if (!fn) throw new Error(`unknown scenario ${name}`);
 const result = await fn(JSON.parse(json ?? '{}') as Record<string, string>);
 process.stdout.write(JSON.stringify(result));
-process.exit(0);
+// Without an explicit exit: a sandbox must not keep the host process alive once closed.
