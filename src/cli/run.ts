@@ -1,5 +1,6 @@
 // `cordon run`, `cordon shell`, `cordon policy show`: flags in, library calls, a short summary out.
 import { homedir } from 'node:os';
+import { isatty } from 'node:tty';
 import { createSandbox, type CommandResult, type Sandbox } from '../sandbox.js';
 import { displayPath } from '../policy/resolve.js';
 import { flagsToPolicy } from './flags.js';
@@ -61,7 +62,9 @@ export async function runCommand(values: Values, argv: string[]): Promise<number
     say('running in the REDUCED tier (--allow-reduced): user namespaces are unavailable here');
     for (const l of sandbox.explain()) say(`${l.active ? '[on] ' : '[off]'} ${l.layer}: ${l.detail}`);
   } else if (values.explain) printExplain(sandbox);
-  const interactive = !!process.stdin.isTTY && !!process.stdout.isTTY;
+  // isatty, not process.stdin.isTTY: creating process.stdin could start reading the input that
+  // belongs to the sandboxed command.
+  const interactive = isatty(0) && isatty(1);
   const cmd = sandbox.spawn(argv, { stdio: ['inherit', 'inherit', 'inherit'], pty: interactive });
   const forward = (sig: NodeJS.Signals, n: number) => () => cmd.signal(n);
   const handlers: [NodeJS.Signals, () => void][] = [
