@@ -4,6 +4,7 @@ import { HeadTailCapture } from './output.js';
 import { explainSyscall, explainWrite, type Violation } from './policy/explain.js';
 import type { ResolvedPolicy } from './policy/types.js';
 import type { LinuxPlan } from './linux/plan.js';
+import type { Denial } from './network/proxy.js';
 import { errnoName, type LinuxOutcome, type StdioMode } from './linux/run.js';
 
 export interface SpawnOptions {
@@ -149,3 +150,8 @@ export function toResult(o: LinuxOutcome, policy: ResolvedPolicy, plan: LinuxPla
   };
 }
 
+/** One refusal of the proxy, as a violation the user and the agent can act on. */
+export function denialToViolation(d: Denial): Violation {
+  const where = d.port === null ? d.host : `${d.host}:${d.port}`;
+  return { kind: 'network', host: d.host, port: d.port ?? 0, rule: d.rule ?? 'not in the allow list', message: `denied network access to ${where} (${d.reason}; ${d.fix})` };
+}

@@ -24,7 +24,7 @@ export { Session } from './session.js';
 
 export type { Violation } from './policy/explain.js';
 export type { SpawnOptions, RunOptions, CommandResult, RunResult, SandboxedCommand } from './result.js';
-import { collectOutput, toResult, type RunOptions, type RunResult, type SandboxedCommand, type SpawnOptions } from './result.js';
+import { collectOutput, denialToViolation, toResult, type RunOptions, type RunResult, type SandboxedCommand, type SpawnOptions } from './result.js';
 export type { LayerReport } from './linux/plan.js';
 
 export interface SandboxOptions {
@@ -355,11 +355,11 @@ export async function closeProxy(proxy: EgressProxy): Promise<Violation[]> {
     const key = `${d.host}:${d.port ?? ''}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    const where = d.port === null ? d.host : `${d.host}:${d.port}`;
-    out.push({ kind: 'network', host: d.host, port: d.port ?? 0, rule: d.rule ?? 'not in the allow list', message: `denied network access to ${where} (${d.reason}; ${d.fix})` });
+    out.push(denialToViolation(d));
   }
   return out;
 }
+
 
 /** Removes reduced-tier temp dirs whose cordon process is gone (killed before it could clean up). */
 function sweepStaleTmpDirs(): void {

@@ -7,7 +7,7 @@ import type { LinuxSession, SessionJob } from './linux/session.js';
 import type { ResolvedPolicy } from './policy/types.js';
 import type { EgressProxy } from './network/proxy.js';
 import { PolicyError } from './policy/errors.js';
-import { collectOutput, toResult, type CommandResult, type RunOptions, type RunResult, type SandboxedCommand } from './result.js';
+import { collectOutput, denialToViolation, toResult, type CommandResult, type RunOptions, type RunResult, type SandboxedCommand } from './result.js';
 
 const STATE_END = 'cordon-state-end';
 /**
@@ -73,8 +73,7 @@ export class Session {
       for (const d of this.proxy?.denials ?? []) {
         if (d.time < startedAt || seen.has(`${d.host}:${d.port}`)) continue;
         seen.add(`${d.host}:${d.port}`);
-        const where = d.port === null ? d.host : `${d.host}:${d.port}`;
-        r.violations.push({ kind: 'network', host: d.host, port: d.port ?? 0, rule: d.rule ?? 'not in the allow list', message: `denied network access to ${where} (${d.reason}; ${d.fix})` });
+        r.violations.push(denialToViolation(d));
       }
       return r;
     });

@@ -13,7 +13,7 @@ import { reportLimits, SandboxCgroup, usageSince, type LimitsReport } from './li
 import { trace } from '../trace.js';
 
 /** bwrap writes its sandbox's host PID here, so cordon can put it in the cgroup before the plan. */
-const INFO_FD = 5;
+export const INFO_FD = 5;
 
 export type StdioMode = 'inherit' | 'pipe' | 'ignore';
 
@@ -238,27 +238,8 @@ export class LinuxSandboxProcess extends EventEmitter {
 
   /** Puts the sandbox's first process into the cgroup, then lets the plan go (fail closed). */
   private joinCgroup(cgroup: SandboxCgroup, reduced: boolean, then: () => void): void {
-    const join = (pid: number) => {
-      try {
-        cgroup.addProcess(pid);
-        trace('joined cgroup');
-        then();
-      } catch (e) {
-        this.outcome.setupError ??= `cannot apply resource limits: ${(e as Error).message}`;
-        this.child.kill('SIGKILL');
-      }
-    };
-    if (reduced) return join(this.child.pid!);
-    let info = '';
-    const stream = (this.child.stdio as unknown as Readable[])[INFO_FD]!;
-    stream.on('data', (d: Buffer) => {
-      info += d.toString();
-      const m = /"child-pid":\s*(\d+)/.exec(info);
-      if (m && info.includes('}')) {
-        stream.removeAllListeners('data');
-        stream.resume();
-        join(Number(m[1]));
-      }
+    joinSandboxCgroup(this.child, cgroup, reduced, then, (e) => {
+      this.outcome.setupError ??= `cannot apply resource limits: ${e.message}`;
     });
   }
 
@@ -327,6 +308,36 @@ export class LinuxSandboxProcess extends EventEmitter {
     this.send(encodeKillAll(9));
     this.timers.push(setTimeout(() => this.child.kill('SIGKILL'), 500));
   }
+}
+
+/**
+ * Puts the sandbox's first process (bwrap's child, reported on --info-fd; the launcher itself in
+ * the reduced tier) into the cgroup, then lets the plan go. On failure the sandbox is killed before
+ * the plan could start anything (fail closed).
+ */
+export function joinSandboxCgroup(child: ChildProcess, cgroup: SandboxCgroup, reduced: boolean, then: () => void, failed: (e: Error) => void): void {
+  const join = (pid: number) => {
+    try {
+      cgroup.addProcess(pid);
+      trace('joined cgroup');
+      then();
+    } catch (e) {
+      failed(e as Error);
+      child.kill('SIGKILL');
+    }
+  };
+  if (reduced) return join(child.pid!);
+  let info = '';
+  const stream = (child.stdio as unknown as Readable[])[INFO_FD]!;
+  stream.on('data', (d: Buffer) => {
+    info += d.toString();
+    const m = /"child-pid":\s*(\d+)/.exec(info);
+    if (m && info.includes('}')) {
+      stream.removeAllListeners('data');
+      stream.resume();
+      join(Number(m[1]));
+    }
+  });
 }
 
 /**

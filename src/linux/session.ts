@@ -11,10 +11,9 @@ import type { Readable, Writable } from 'node:stream';
 import type { LinuxHostFacts } from './host.js';
 import { encodeExec, encodeKillAll, encodePlan, encodeResize, encodeShutdown, encodeSignal, type LauncherEvent } from './launcher-protocol.js';
 import { EMPTY_FD, RESOLV_FD, type LinuxPlan } from './plan.js';
-import { errnoName, sandboxCommand, type LayerState, type LinuxOutcome, type RawViolation } from './run.js';
+import { errnoName, INFO_FD, joinSandboxCgroup, sandboxCommand, type LayerState, type LinuxOutcome, type RawViolation } from './run.js';
 import { reportLimits, SandboxCgroup, type CgroupUsage } from './limits/index.js';
 
-const INFO_FD = 5;
 
 export interface SessionJobOptions {
   argv: string[];
@@ -129,32 +128,7 @@ export class LinuxSession extends EventEmitter {
         () => undefined,
       );
     if (!this.cgroup) sendPlan();
-    else this.joinCgroup(this.cgroup, reduced, sendPlan);
-  }
-
-  /** Puts the session's PID 1 into the cgroup before the plan lets anything run (fail closed). */
-  private joinCgroup(cgroup: SandboxCgroup, reduced: boolean, then: () => void): void {
-    const join = (pid: number) => {
-      try {
-        cgroup.addProcess(pid);
-        then();
-      } catch (e) {
-        this.setupError ??= `cannot apply resource limits: ${(e as Error).message}`;
-        this.child.kill('SIGKILL');
-      }
-    };
-    if (reduced) return join(this.child.pid!);
-    let info = '';
-    const stream = (this.child.stdio as unknown as Readable[])[INFO_FD]!;
-    stream.on('data', (d: Buffer) => {
-      info += d.toString();
-      const m = /"child-pid":\s*(\d+)/.exec(info);
-      if (m && info.includes('}')) {
-        stream.removeAllListeners('data');
-        stream.resume();
-        join(Number(m[1]));
-      }
-    });
+    else joinSandboxCgroup(this.child, this.cgroup, reduced, sendPlan, (e) => (this.setupError ??= `cannot apply resource limits: ${e.message}`));
   }
 
   /** Resolves when the sandbox is set up (rejects with the reason when it could not be). */
