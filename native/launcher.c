@@ -72,6 +72,7 @@ static struct listener listeners[MAX_LISTENERS];
 struct observe { uint32_t nr; int8_t flags_arg; uint8_t npaths; int8_t dirfd_arg[2]; uint8_t path_arg[2]; };
 
 static int ipc = -1;
+static int handles_sent;
 static int session_mode;
 // Reduced tier: no PID namespace around us, so we cannot kill(-1) and must track our descendants.
 static int no_pidns;
@@ -142,12 +143,14 @@ static void send_handle(int fd, const char *type, const char *msg_json) {
   c->cmsg_level = SOL_SOCKET; c->cmsg_type = SCM_RIGHTS; c->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(c), &fd, sizeof(int));
   while (sendmsg(ipc, &m, 0) < 0) if (errno != EINTR) _exit(111);
+  handles_sent++;
 }
 
 // ---------------------------------------------------------------- input from cordon
 
 static char *inbuf;
 static size_t inlen, incap;
+static int handle_acks; // NODE_HANDLE_ACK/NACK lines seen from cordon
 
 static int b64val(int c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -169,8 +172,14 @@ static size_t b64decode(const char *s, size_t n, unsigned char *out) {
   return o;
 }
 
-// Reads whatever is available and calls handle() for each complete cordon frame. Lines without a
-// "c" field (Node's own NODE_HANDLE_ACK messages) are ignored. Returns 0 on EOF.
+// Decoded frames waiting to be handled, in arrival order.
+struct queued { struct queued *next; size_t len; unsigned char data[]; };
+static struct queued *queue_head, **queue_tail = &queue_head;
+static int dispatching;
+
+// Reads whatever is available: complete lines become queued frames (Node's own NODE_HANDLE_ACK
+// lines only count acknowledgements). Then handles queued frames, unless a frame being handled
+// called us (waiting for acknowledgements): handling is never re-entered. Returns 0 on EOF.
 static int read_frames(void (*handle)(unsigned char *, size_t)) {
   if (incap - inlen < 65536) {
     incap = incap ? incap * 2 : 131072;
@@ -183,20 +192,31 @@ static int read_frames(void (*handle)(unsigned char *, size_t)) {
   inlen += (size_t)r;
   char *line = inbuf, *nl;
   while ((nl = memchr(line, '\n', inlen - (size_t)(line - inbuf)))) {
+    if (memmem(line, (size_t)(nl - line), "NODE_HANDLE_", 12)) handle_acks++;
     char *key = memmem(line, (size_t)(nl - line), "\"c\":\"", 5);
-    if (key) {
-      char *start = key + 5, *end = memchr(start, '"', (size_t)(nl - start));
-      if (end) {
-        unsigned char *frame = malloc((size_t)(end - start) / 4 * 3 + 4);
-        if (!frame) fatal("out of memory");
-        handle(frame, b64decode(start, (size_t)(end - start), frame));
-        free(frame);
-      }
+    char *start = key ? key + 5 : NULL, *end = start ? memchr(start, '"', (size_t)(nl - start)) : NULL;
+    if (end) {
+      struct queued *q = malloc(sizeof *q + (size_t)(end - start) / 4 * 3 + 4);
+      if (!q) fatal("out of memory");
+      q->next = NULL;
+      q->len = b64decode(start, (size_t)(end - start), q->data);
+      *queue_tail = q;
+      queue_tail = &q->next;
     }
     line = nl + 1;
   }
   inlen -= (size_t)(line - inbuf);
   memmove(inbuf, line, inlen);
+  if (dispatching) return 1;
+  dispatching = 1;
+  while (queue_head) {
+    struct queued *q = queue_head;
+    queue_head = q->next;
+    if (!queue_head) queue_tail = &queue_head;
+    handle(q->data, q->len);
+    free(q);
+  }
+  dispatching = 0;
   return 1;
 }
 
@@ -228,6 +248,16 @@ static char *dup_str(const unsigned char *d, uint32_t len) {
   if (!s) fatal("out of memory");
   memcpy(s, d, len); s[len] = 0;
   return s;
+}
+
+static void handle_frame(unsigned char *f, size_t n);
+
+// Node loses plain messages that arrive in the same read as a handle message (seen on Node 20:
+// the messages after it vanish now and then), so after handing cordon descriptors we wait until
+// it has acknowledged every one before saying anything else.
+static void await_handle_acks(void) {
+  while (handle_acks < handles_sent)
+    if (!read_frames(handle_frame)) _exit(111);
 }
 
 // ---------------------------------------------------------------- Landlock
@@ -608,6 +638,7 @@ static void start_job(int id, char **argv, char **envp, const char *cwd, int wan
     send_handle(ours, "net.Native", msg);
     close(ours);
   }
+  await_handle_acks();
   emit("{\"e\":\"started\",\"job\":%d,\"pid\":%d}", id, pid);
 }
 
@@ -833,6 +864,7 @@ int main(int argc, char **argv) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fatal("no_new_privs");
   prctl(PR_SET_DUMPABLE, 0); // the command may not read our memory or environment
   open_listeners(plan_frame + 1, end);
+  await_handle_acks();
   load_seccomp_tables(plan_frame + 1, end);
   int ll_required = 0, ll_abi = 0;
   if (no_pidns) {

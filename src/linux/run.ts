@@ -169,7 +169,10 @@ export class LinuxSandboxProcess extends EventEmitter {
     else this.setRef(false);
     trace('constructor done');
     this.exited = new Promise((resolveExit) => {
-      this.child.on('close', async (code, signal) => {
+      // 'close' can come before the 'message' events of the launcher's last read (Node emits those
+      // on the next tick): let them arrive first.
+      this.child.on('close', (code, signal) => setImmediate(() => void finish(code, signal)));
+      const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
         trace('sandbox closed');
         this.done = true;
         if (plan.tmpDir) rmSync(plan.tmpDir, { recursive: true, force: true });
@@ -197,7 +200,7 @@ export class LinuxSandboxProcess extends EventEmitter {
             : null,
           durationMs: performance.now() - (this.began ?? start),
         });
-      });
+      };
     });
   }
 

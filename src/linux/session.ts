@@ -110,7 +110,8 @@ export class LinuxSession extends EventEmitter {
     });
     this.readyOnce.catch(() => undefined);
     this.exitedOnce = new Promise((resolveExit) => {
-      this.child.on('close', async () => {
+      // After the 'message' events of the launcher's last read (Node emits those on the next tick).
+      this.child.on('close', () => setImmediate(async () => {
         this.closed = true;
         if (plan.tmpDir) rmSync(plan.tmpDir, { recursive: true, force: true });
         await this.cgroup?.remove().catch(() => undefined);
@@ -120,7 +121,7 @@ export class LinuxSession extends EventEmitter {
           rec.finish({ code: null, signal: 9, timedOut: rec.timedOut, execErrno: 0, setupError: why, layers: this.layers, violations: rec.violations, usage: null, limits: null, durationMs: performance.now() - rec.started });
         this.jobs.clear();
         resolveExit();
-      });
+      }));
     });
     const sendPlan = () =>
       this.child.send(
