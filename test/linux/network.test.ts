@@ -178,3 +178,20 @@ for (const id of identities()) {
     });
   });
 }
+
+test('every run with the proxy bridge reports its exit (handles and messages never share a read)', async () => {
+  // Node 20 could drop the launcher's messages that followed a handed-over listener in the same
+  // read; the launcher now waits for each handle's acknowledgement. Hundreds of runs show it.
+  const { createSandbox } = await import('../../src/sandbox.js');
+  const s = makeScene(identities()[0]!);
+  try {
+    const sb = await createSandbox({ userConfig: null, cwd: s.workspace, policy: { network: { allow: ['example.com'] } } });
+    for (let i = 0; i < 300; i++) {
+      const r = await sb.spawn(['true'], { stdio: ['ignore', 'ignore', 'ignore'] }).result;
+      assert.equal(r.exitCode, 0, `run ${i}`);
+    }
+    await sb.close();
+  } finally {
+    s.cleanup();
+  }
+});
