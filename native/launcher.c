@@ -608,6 +608,23 @@ static void start_job(int id, char **argv, char **envp, const char *cwd, int wan
     environ = envp;
     execvp(argv[0], argv);
     int e = errno;
+    // execvp reports EACCES when a PATH directory cannot be searched even though no such program
+    // exists anywhere: say "not found" then, as shells do.
+    if (e == EACCES && !strchr(argv[0], '/')) {
+      const char *path = getenv("PATH");
+      int exists = 0;
+      for (const char *p = path ? path : "/bin:/usr/bin"; *p && !exists;) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        char candidate[PATH_MAX];
+        struct stat st;
+        if (snprintf(candidate, sizeof candidate, "%.*s/%s", (int)len, p, argv[0]) < (int)sizeof candidate)
+          exists = stat(candidate, &st) == 0; // unsearchable directories count as not found, as in bash
+        p += len + (colon ? 1 : 0);
+        if (!colon) break;
+      }
+      if (!exists) e = ENOENT;
+    }
     write(errpipe[1], &e, sizeof e);
     _exit(e == ENOENT ? 127 : 126);
   }

@@ -25,6 +25,10 @@ describe('exit status', () => {
     const nf = await cordon(['run', '--', 'no-such-command-xyz']);
     assert.equal(nf.code, 127);
     assert.match(nf.stderr, /no-such-command-xyz: command not found in the sandbox/);
+    // A PATH directory the sandbox cannot search does not turn "not found" into "not executable".
+    mkdirSync(join(s.base, 'closed'), { mode: 0o000 });
+    const closed = await cordon(['run', '--env-set', `PATH=${join(s.base, 'closed')}:/usr/bin:/bin`, '--', 'no-such-command-xyz']);
+    assert.equal(closed.code, 127, closed.stderr);
     writeFileSync(join(s.workspace, 'not-exec.sh'), 'echo hi\n');
     const ne = await cordon(['run', '--', './not-exec.sh']);
     assert.equal(ne.code, 126);
