@@ -28,9 +28,10 @@ policy flags (run, shell, policy show):
 run flags:
   --explain                  print the layers and the mount plan before running
   --quiet                    no summary of denials on stderr
+  --no-report-writes         do not trace write calls to report refused ones (faster for write-heavy commands)
 exit status: the command's own; 128+N for signal N; 124 timeout; 126/127 not executable/not found; 2 cordon usage or policy error`;
 
-const RUN_FLAGS = { ...POLICY_FLAGS, explain: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+const RUN_FLAGS = { ...POLICY_FLAGS, explain: { type: 'boolean' }, quiet: { type: 'boolean' }, 'no-report-writes': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 
 class UsageError extends Error {}
 

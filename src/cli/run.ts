@@ -13,6 +13,7 @@ async function sandboxFromFlags(values: Values): Promise<Sandbox> {
     overrides: flagsToPolicy(values as never),
     policyFile: values.policy as string | undefined,
     userConfig: values['no-user-config'] ? null : undefined,
+    reportWrites: !values['no-report-writes'],
   });
 }
 
