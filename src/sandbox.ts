@@ -7,7 +7,7 @@ import { LayerUnavailableError, PolicyError } from './policy/errors.js';
 import { loadPolicy, type LoadedPolicy } from './policy/load.js';
 import { resolvePolicy } from './policy/resolve.js';
 import type { PolicyInput, ResolvedPolicy } from './policy/types.js';
-import { hostFacts, userNamespaces, type LinuxHostFacts } from './linux/host.js';
+import { hostFacts, sweepOrphanedSandboxes, userNamespaces, type LinuxHostFacts } from './linux/host.js';
 import { compileLinuxPlan, compileReducedPlan, type LayerReport, type LinuxPlan, type LinuxPlanOptions } from './linux/plan.js';
 import { LinuxSandboxProcess } from './linux/run.js';
 import { trace } from './trace.js';
@@ -100,6 +100,10 @@ export class Sandbox {
     trace('policy loaded');
     const host = hostFacts();
     trace('host facts');
+    if (!swept) {
+      swept = true;
+      sweepOrphanedSandboxes(host.launcher);
+    }
     if (!host.launcher) throw new LayerUnavailableError("cordon's launcher is not built (no C compiler during npm install?); install gcc, run `npm rebuild cordon`, then `cordon doctor`");
     // Never a silent downgrade: the reduced tier only when the policy accepts it.
     const userns = host.bwrap ? userNamespaces(env, host.bwrap) : { available: false, reason: 'bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)' };
@@ -381,6 +385,8 @@ function sweepStaleTmpDirs(): void {
     }
   }
 }
+
+let swept = false;
 
 /** Creates a sandbox from a policy. */
 export function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {

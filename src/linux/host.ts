@@ -1,7 +1,7 @@
 // Facts about this Linux host that the plan depends on. Reading them is cheap (no processes are
 // started); `cordon doctor` runs the slower end-to-end probes.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { arch } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,4 +158,38 @@ export function userNamespaces(env: Record<string, string | undefined> = process
     return { available: false, reason: 'unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)' };
   if (readTrim('/proc/sys/user/max_user_namespaces') === '0') return { available: false, reason: 'user namespaces are disabled (user.max_user_namespaces=0)' };
   return { available: true, reason: '' };
+}
+
+/**
+ * Kills sandboxes bubblewrap left behind: when bwrap is killed between creating its child and
+ * signalling it, the child (already PID 1 of its namespaces) waits for ever for that signal. Such a
+ * child is a `bwrap` process of ours, adopted by init, that was starting cordon's launcher. Returns
+ * how many it killed. Cheap enough to run once per cordon process.
+ */
+export function sweepOrphanedSandboxes(launcher: string | null, uid = process.getuid?.() ?? 0): number {
+  if (!launcher) return 0;
+  let killed = 0;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return 0;
+  }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.startsWith(`${pid} (bwrap) `)) continue;
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 4).split(' ')[0]);
+      if (ppid !== 1 || statSync(`/proc/${pid}`).uid !== uid) continue;
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      // Any cordon's launcher (another install or version may have left it).
+      const target = argv[argv.indexOf('--') + 1] ?? '';
+      if (target !== launcher && !target.endsWith('/cordon-launcher')) continue;
+      process.kill(Number(pid), 'SIGKILL');
+      killed++;
+    } catch {
+      // gone meanwhile, or not ours
+    }
+  }
+  return killed;
 }

@@ -7,7 +7,7 @@ import { closeSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { LinuxHostFacts } from './host.js';
-import { encodeKillAll, encodePlan, encodeResize, encodeSignal, type LauncherEvent } from './launcher-protocol.js';
+import { encodeKillAll, encodePlan, encodeResize, encodeShutdown, encodeSignal, type LauncherEvent } from './launcher-protocol.js';
 import { EMPTY_FD, RESOLV_FD, type LinuxPlan } from './plan.js';
 import { reportLimits, SandboxCgroup, usageSince, type LimitsReport } from './limits/index.js';
 import { trace } from '../trace.js';
@@ -303,9 +303,14 @@ export class LinuxSandboxProcess extends EventEmitter {
   /** Immediate teardown of the whole sandbox. */
   kill(): void {
     if (this.done) return;
-    if (this.began === undefined) {
+    if (this.began === undefined || !this.outcome.layers) {
+      // Not set up yet (a warm sandbox, or one still starting). Killing bwrap now could orphan its
+      // child mid-setup, blocked for ever on a signal from its dead parent: ask the launcher to end
+      // it all as soon as it runs (its exit takes the namespace down). Disconnecting would do it
+      // too, but then Node never reports the child closed.
       this.setRef(true); // whoever waits for its end must see it
-      this.child.kill('SIGKILL'); // a warm sandbox: nothing runs in it yet
+      this.send(encodeShutdown());
+      this.timers.push(setTimeout(() => this.child.kill('SIGKILL'), 3000));
       return;
     }
     this.send(encodeKillAll(9));

@@ -176,3 +176,42 @@ export function pidsMatching(text: string): number[] {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * A long-running host process owned by the scene's identity (a victim for signal probes), with its
+ * exact PID: the shell prints its own PID and then becomes `sleep`.
+ */
+export async function startVictim(scene: Scene): Promise<{ pid: number; stop(): void }> {
+  const script = 'echo $$; exec sleep 300';
+  const child = scene.id.user ? spawn('runuser', ['-u', scene.id.user, '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'ignore'] }) : spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const pid = await new Promise<number>((resolvePid, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolvePid(Number(String(d).trim())));
+    child.once('error', reject);
+  });
+  return {
+    pid,
+    stop: () => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      child.kill('SIGKILL');
+    },
+  };
+}
+
+/** Kills every process whose command line contains `text`, with its whole process group (daemons' children too). */
+export function killMatching(text: string): void {
+  for (const p of processesMatching(text)) {
+    const pgid = Number(spawnSync('ps', ['-o', 'pgid=', '-p', String(p.pid)], { encoding: 'utf8' }).stdout.trim());
+    for (const target of [pgid > 1 ? -pgid : 0, p.pid]) {
+      if (!target) continue;
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+}

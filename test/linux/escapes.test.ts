@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chownSync }
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { bareSh, cordonSh, identities, identityNote, makeScene, marker, pidsMatching, processesMatching, sleep, type Scene } from '../helpers/env.js';
+import { bareSh, cordonSh, identities, identityNote, killMatching, makeScene, marker, pidsMatching, processesMatching, sleep, startVictim, type Scene } from '../helpers/env.js';
 
 interface Probe {
   /** Shell script; TOKEN is replaced by a fresh token per run. */
@@ -128,29 +128,27 @@ for (const id of identities()) {
       checkProbe(s, { script: 'cat "$HOME/.ssh/id_rsa"; ls "$HOME/.ssh"', escaped: (_t, out) => out.stdout.includes('PRIVATE KEY MATERIAL') || out.stdout.includes('id_rsa') }));
 
     test('see or signal a host process', async () => {
-      const startVictim = () => {
-        const argv = ['sleep', '300'];
-        const child = id.user ? spawn('runuser', ['-u', id.user, '--', ...argv], { stdio: 'ignore' }) : spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
-        return child;
+      const probe = (pid: number) => `test -e /proc/${pid}/cmdline && echo SEEN; kill -KILL ${pid} 2>/dev/null; true`;
+      const gone = async (pid: number) => {
+        for (let i = 0; i < 40 && existsSync(`/proc/${pid}`); i++) await sleep(25);
+        return !existsSync(`/proc/${pid}`);
       };
-      let victim = startVictim();
-      await sleep(100);
-      const pidOf = () => Number(spawnSync('pgrep', ['-n', '-x', 'sleep'], { encoding: 'utf8' }).stdout.trim());
-      let pid = pidOf();
+      const control = await startVictim(s);
       try {
-        await checkProbe(s, {
-          script: `test -e /proc/${pid}/cmdline && echo SEEN-TOKEN; kill -KILL ${pid} 2>/dev/null; true`,
-          escaped: (t, out) => out.stdout.includes(`SEEN-${t}`) || !existsSync(`/proc/${pid}`),
-          reset: () => {
-            victim = startVictim();
-            spawnSync('sleep', ['0.1']);
-            pid = pidOf();
-          },
-        });
-        assert.ok(existsSync(`/proc/${pid}`), 'the host process survived');
+        const bare = await bareSh(s, probe(control.pid));
+        assert.match(bare.stdout, /SEEN/, 'control: the probe sees a host process without cordon');
+        assert.ok(await gone(control.pid), 'control: and kills it');
       } finally {
-        victim.kill('SIGKILL');
-        spawnSync('kill', ['-9', String(pid)]);
+        control.stop();
+      }
+      const victim = await startVictim(s);
+      try {
+        const r = await cordonSh(s, probe(victim.pid));
+        assert.ok(!r.stdout.includes('SEEN'), 'the host process is not visible in the sandbox');
+        await sleep(100);
+        assert.ok(existsSync(`/proc/${victim.pid}`), 'the host process survived');
+      } finally {
+        victim.stop();
       }
     });
 
@@ -196,10 +194,10 @@ for (const id of identities()) {
         await checkProbe(s, {
           script: `setsid -f sh -c "sleep 300; : ${m}-TOKEN" </dev/null >/dev/null 2>&1; sleep 0.2`,
           escaped: (t) => pidsMatching(`${m}-${t}`).length > 0,
-          reset: () => spawnSync('pkill', ['-f', m]),
+          reset: () => killMatching(m),
         });
       } finally {
-        spawnSync('pkill', ['-f', m]);
+        killMatching(m);
       }
     });
 

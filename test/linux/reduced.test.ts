@@ -8,7 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { bareSh, cordonSh, identities, identityNote, makeScene, marker, processesMatching, sleep, type Scene } from '../helpers/env.js';
+import { bareSh, cordonSh, identities, identityNote, killMatching, makeScene, marker, processesMatching, sleep, startVictim, type Scene } from '../helpers/env.js';
 
 const FORCE = { CORDON_FORCE_REDUCED: '1' };
 const reducedSh = (s: Scene, script: string) => cordonSh(s, script, ['--allow-reduced'], { env: FORCE });
@@ -70,9 +70,8 @@ for (const id of identities()) {
     });
 
     test('host processes cannot be signalled (Landlock scope) and daemons die with the command', async () => {
-      const victim = id.user ? spawn('runuser', ['-u', id.user, '--', 'sleep', '300'], { stdio: 'ignore' }) : spawn('sleep', ['300'], { stdio: 'ignore' });
-      await sleep(150);
-      const pid = Number(spawnSync('pgrep', ['-n', '-x', 'sleep'], { encoding: 'utf8' }).stdout.trim());
+      const victim = await startVictim(s);
+      const pid = victim.pid;
       const m = marker();
       try {
         const r = await reducedSh(s, `kill -9 ${pid} || echo kill-refused; setsid -f sh -c "sleep 300; : ${m}" </dev/null >/dev/null 2>&1; sleep 0.2`);
@@ -81,9 +80,8 @@ for (const id of identities()) {
         await sleep(200);
         assert.deepEqual(processesMatching(m).filter((p) => p.args.startsWith('sh -c') || p.args.startsWith('sleep')), [], 'the daemon was killed with the command');
       } finally {
-        victim.kill('SIGKILL');
-        spawnSync('kill', ['-9', String(pid)]);
-        spawnSync('pkill', ['-f', m]);
+        victim.stop();
+        killMatching(m);
       }
     });
 
