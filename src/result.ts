@@ -1,4 +1,5 @@
 // What a command run in a sandbox returns, and the pieces shared by one-shot runs and sessions.
+import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { HeadTailCapture } from './output.js';
 import { explainSyscall, explainWrite, type Violation } from './policy/explain.js';
@@ -154,4 +155,9 @@ export function toResult(o: LinuxOutcome, policy: ResolvedPolicy, plan: LinuxPla
 export function denialToViolation(d: Denial): Violation {
   const where = d.port === null ? d.host : `${d.host}:${d.port}`;
   return { kind: 'network', host: d.host, port: d.port ?? 0, rule: d.rule ?? 'not in the allow list', message: `denied network access to ${where} (${d.reason}; ${d.fix})` };
+}
+
+/** Protected names that did not exist before the command and do now (they could not be pinned). */
+export function createdNotices(watched: readonly string[], before: ReadonlySet<string>): string[] {
+  return watched.filter((p) => !before.has(p) && existsSync(p)).map((p) => `the command created ${p}, which your tools may run later; review it`);
 }

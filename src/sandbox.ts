@@ -24,7 +24,7 @@ export { Session } from './session.js';
 
 export type { Violation } from './policy/explain.js';
 export type { SpawnOptions, RunOptions, CommandResult, RunResult, SandboxedCommand } from './result.js';
-import { collectOutput, denialToViolation, toResult, type RunOptions, type RunResult, type SandboxedCommand, type SpawnOptions } from './result.js';
+import { collectOutput, createdNotices, denialToViolation, toResult, type RunOptions, type RunResult, type SandboxedCommand, type SpawnOptions } from './result.js';
 export type { LayerReport } from './linux/plan.js';
 
 export interface SandboxOptions {
@@ -208,10 +208,7 @@ export class Sandbox {
       const denials = proxy ? await closeProxy(proxy) : [];
       if (pooled && !this.closed) setImmediate(() => this.prewarm());
       if (o.setupError) throw new LayerUnavailableError(`cordon: ${explainSetupError(o.setupError)}`);
-      const notices = plan.watchCreated
-        .filter((p) => !before.has(p) && existsSync(p))
-        .map((p) => `the command created ${p}, which your tools may run later; review it`);
-      const r = toResult(o, policy, plan, home, notices);
+      const r = toResult(o, policy, plan, home, createdNotices(plan.watchCreated, before));
       r.violations.push(...denials);
       return r;
     });

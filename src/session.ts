@@ -7,7 +7,7 @@ import type { LinuxSession, SessionJob } from './linux/session.js';
 import type { ResolvedPolicy } from './policy/types.js';
 import type { EgressProxy } from './network/proxy.js';
 import { PolicyError } from './policy/errors.js';
-import { collectOutput, denialToViolation, toResult, type CommandResult, type RunOptions, type RunResult, type SandboxedCommand } from './result.js';
+import { collectOutput, createdNotices, denialToViolation, toResult, type CommandResult, type RunOptions, type RunResult, type SandboxedCommand } from './result.js';
 
 const STATE_END = 'cordon-state-end';
 /**
@@ -65,7 +65,7 @@ export class Session {
     });
     const startedAt = Date.now();
     const result = job.exited.then((o) => {
-      const notices = this.plan.watchCreated.filter((p) => !before.has(p) && existsSync(p)).map((p) => `the command created ${p}, which your tools may run later; review it`);
+      const notices = createdNotices(this.plan.watchCreated, before);
       if (o.setupError) notices.push(`the session ended: ${o.setupError}`);
       const r = toResult(o, this.policy, this.plan, this.home, notices);
       // What the proxy refused while this command ran (background processes may add to it).
