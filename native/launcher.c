@@ -840,8 +840,23 @@ static int stage_then_exec(int argc, char **argv) {
   }
   close(s);
   write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
-exec:
-  execvp(argv[i + 1], argv + i + 1);
+exec:;
+  // A path masked with an empty file that has vanished since cordon planned the sandbox (a host
+  // socket closed, a file deleted) needs no mask, and bwrap would fail to mount over it: drop
+  // `--perms 0000 --ro-bind-data FD PATH` for paths that no longer exist.
+  char **out = argv + i + 1;
+  int k = 0;
+  for (int a = i + 1; a < argc; a++) {
+    struct stat st;
+    if (a + 4 < argc && !strcmp(argv[a], "--perms") && !strcmp(argv[a + 1], "0000") && !strcmp(argv[a + 2], "--ro-bind-data") &&
+        lstat(argv[a + 4], &st) < 0 && errno == ENOENT) {
+      a += 4;
+      continue;
+    }
+    out[k++] = argv[a];
+  }
+  out[k] = NULL;
+  execvp(out[0], out);
   perror("cordon-launcher: exec");
   return 127;
 }

@@ -31,7 +31,7 @@ describe('exit status', () => {
     assert.equal(closed.code, 127, closed.stderr);
     writeFileSync(join(s.workspace, 'not-exec.sh'), 'echo hi\n');
     const ne = await cordon(['run', '--', './not-exec.sh']);
-    assert.equal(ne.code, 126);
+    assert.equal(ne.code, 126, ne.stderr);
   });
 
   test('stdin, stdout and stderr pass through', async () => {

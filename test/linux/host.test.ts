@@ -36,3 +36,24 @@ test('orphaned sandboxes (a bwrap child adopted by init, starting a cordon launc
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a host socket that vanishes between planning and start does not fail the sandbox', async () => {
+  const { createSandbox } = await import('../../src/sandbox.js');
+  const { makeScene, identities } = await import('../helpers/env.js');
+  const net = await import('node:net');
+  const s = makeScene(identities()[0]!);
+  const sock = join(s.base, 'fleeting.sock');
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(sock, r));
+  try {
+    const sb = await createSandbox({ userConfig: null, cwd: s.workspace, env: s.env });
+    assert.ok(sb.bwrapArgs.includes(sock), 'the plan masks the socket');
+    await new Promise<void>((r) => server.close(() => r())); // removes the socket file
+    const r = await sb.run(['true']);
+    assert.equal(r.exitCode, 0);
+    await sb.close();
+  } finally {
+    server.close();
+    s.cleanup();
+  }
+});
