@@ -97,6 +97,8 @@ export interface ProxyStats {
 }
 
 const MAX_DENIALS = 10_000;
+/** How long close() waits for relays and sockets to report their end. */
+const CLOSE_WAIT_MS = 2000;
 const DNS_TTL_SECONDS = 60;
 
 class DialError extends Error {
@@ -222,16 +224,25 @@ export class EgressProxy extends EventEmitter {
       return r.done;
     });
     for (const c of [...this.conns]) c.reset();
-    await Promise.allSettled(relaysDone);
-    await Promise.all([...this.conns].map((c) => c.closed));
+    // Bounded: a relay or connection that never reports its end must not keep whoever closes the
+    // proxy (a command's result, a session's close) waiting for ever.
+    const bounded = async (p: Promise<unknown>) => {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([p, new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
+    };
+    await bounded(Promise.allSettled(relaysDone));
+    await bounded(Promise.all([...this.conns].map((c) => c.closed)));
     // A socket leaves the set on 'close', so every one still here has that event ahead of it.
-    await Promise.all(
-      [...this.sockets].map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            s.once('close', () => resolve());
-            s.destroy();
-          }),
+    await bounded(
+      Promise.all(
+        [...this.sockets].map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.once('close', () => resolve());
+              s.destroy();
+            }),
+        ),
       ),
     );
   }
