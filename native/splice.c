@@ -161,6 +161,38 @@ static int wait_fd(relay_t *r, int fd, short events, int timeout_ms) {
 }
 
 /** Write all of buf to a non-blocking socket. 0 or an errno. */
+/*
+ * Waits until either side of a relay can move bytes in the directions `events` asks for (or the
+ * relay is cancelled) and marks what is ready. Returns 0, EINTR (call again), -1 when cancelled,
+ * or the socket error that ends the relay.
+ */
+static int wait_both(relay_t *r, const short events[2], int can_read[2], int can_write[2]) {
+  // An fd with nothing to wait for is left out, so a hang-up on it cannot spin the loop.
+  struct pollfd fds[3] = {
+      {events[0] ? r->fd[0] : -1, events[0], 0},
+      {events[1] ? r->fd[1] : -1, events[1], 0},
+      {r->wake, POLLIN, 0},
+  };
+  if (poll(fds, 3, -1) < 0) return errno;
+  if (fds[2].revents) {
+    r->cancelled = 1;
+    return -1;
+  }
+  for (int i = 0; i < 2; i++) {
+    short rev = fds[i].revents;
+    if (rev & (POLLERR | POLLNVAL)) {
+      int e = 0;
+      socklen_t len = sizeof e;
+      if (getsockopt(r->fd[i], SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e == 0) e = (rev & POLLNVAL) ? EBADF : EIO;
+      return e;
+    }
+    // A hang-up is reported as readable: the next read returns 0 (EOF) or the error.
+    if (rev & (POLLIN | POLLHUP)) can_read[i] = 1;
+    if (rev & (POLLOUT | POLLHUP)) can_write[i] = 1;
+  }
+  return 0;
+}
+
 static int write_all(relay_t *r, int fd, const char *buf, size_t len) {
   while (len > 0) {
     ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
@@ -356,33 +388,11 @@ static int pump_splice(relay_t *r) {
       if (!eof[d] && queued[d] < cap[d]) events[d] |= POLLIN;
       if (queued[d] > 0) events[1 - d] |= POLLOUT;
     }
-    // An fd with nothing to wait for is left out, so a hang-up on it cannot spin the loop.
-    struct pollfd fds[3] = {
-        {events[0] ? r->fd[0] : -1, events[0], 0},
-        {events[1] ? r->fd[1] : -1, events[1], 0},
-        {r->wake, POLLIN, 0},
-    };
-    if (poll(fds, 3, -1) < 0) {
-      if (errno == EINTR) continue;
-      err = errno;
+    int w = wait_both(r, events, can_read, can_write);
+    if (w == EINTR) continue;
+    if (w) {
+      if (w > 0) err = w;
       goto out;
-    }
-    if (fds[2].revents) {
-      r->cancelled = 1;
-      goto out;
-    }
-    for (int i = 0; i < 2; i++) {
-      short rev = fds[i].revents;
-      if (rev & (POLLERR | POLLNVAL)) {
-        int e = 0;
-        socklen_t len = sizeof e;
-        if (getsockopt(r->fd[i], SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e == 0) e = (rev & POLLNVAL) ? EBADF : EIO;
-        err = e;
-        goto out;
-      }
-      // A hang-up is reported as readable: the next read returns 0 (EOF) or the error.
-      if (rev & (POLLIN | POLLHUP)) can_read[i] = 1;
-      if (rev & (POLLOUT | POLLHUP)) can_write[i] = 1;
     }
   }
 
@@ -472,33 +482,11 @@ static int pump_copy(relay_t *r) {
       if (!eof[d] && have[d] == 0) events[d] |= POLLIN;
       if (have[d] > off[d]) events[1 - d] |= POLLOUT;
     }
-    // An fd with nothing to wait for is left out, so a hang-up on it cannot spin the loop.
-    struct pollfd fds[3] = {
-        {events[0] ? r->fd[0] : -1, events[0], 0},
-        {events[1] ? r->fd[1] : -1, events[1], 0},
-        {r->wake, POLLIN, 0},
-    };
-    if (poll(fds, 3, -1) < 0) {
-      if (errno == EINTR) continue;
-      err = errno;
+    int w = wait_both(r, events, can_read, can_write);
+    if (w == EINTR) continue;
+    if (w) {
+      if (w > 0) err = w;
       goto out;
-    }
-    if (fds[2].revents) {
-      r->cancelled = 1;
-      goto out;
-    }
-    for (int i = 0; i < 2; i++) {
-      short rev = fds[i].revents;
-      if (rev & (POLLERR | POLLNVAL)) {
-        int e = 0;
-        socklen_t len = sizeof e;
-        if (getsockopt(r->fd[i], SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e == 0) e = (rev & POLLNVAL) ? EBADF : EIO;
-        err = e;
-        goto out;
-      }
-      // A hang-up is reported as readable: the next read returns 0 (EOF) or the error.
-      if (rev & (POLLIN | POLLHUP)) can_read[i] = 1;
-      if (rev & (POLLOUT | POLLHUP)) can_write[i] = 1;
     }
   }
 out:
