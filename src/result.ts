@@ -151,6 +151,19 @@ export function toResult(o: LinuxOutcome, policy: ResolvedPolicy, plan: LinuxPla
   };
 }
 
+/** The proxy's refusals since `since` (ms since the epoch), one violation per host and port. */
+export function networkViolations(denials: readonly Denial[], since = 0): Violation[] {
+  const seen = new Set<string>();
+  const out: Violation[] = [];
+  for (const d of denials) {
+    const key = `${d.host}:${d.port ?? ''}`;
+    if (d.time < since || seen.has(key)) continue;
+    seen.add(key);
+    out.push(denialToViolation(d));
+  }
+  return out;
+}
+
 /** One refusal of the proxy, as a violation the user and the agent can act on. */
 export function denialToViolation(d: Denial): Violation {
   const where = d.port === null ? d.host : `${d.host}:${d.port}`;

@@ -14,7 +14,7 @@ import { trace } from './trace.js';
 import { kernelHasNotify, seccompPlanFor } from './linux/seccomp-plan.js';
 import { LinuxSession } from './linux/session.js';
 import { planNetworkBridge } from './network/bridge-plan.js';
-import { EgressProxy, type Denial } from './network/proxy.js';
+import { EgressProxy } from './network/proxy.js';
 import { parseDomainPattern } from './network/rules.js';
 import { LISTENER } from './linux/plan.js';
 import type { Violation } from './policy/explain.js';
@@ -24,7 +24,7 @@ export { Session } from './session.js';
 
 export type { Violation } from './policy/explain.js';
 export type { SpawnOptions, RunOptions, CommandResult, RunResult, SandboxedCommand } from './result.js';
-import { collectOutput, createdNotices, denialToViolation, toResult, type RunOptions, type RunResult, type SandboxedCommand, type SpawnOptions } from './result.js';
+import { collectOutput, createdNotices, networkViolations, toResult, type RunOptions, type RunResult, type SandboxedCommand, type SpawnOptions } from './result.js';
 export type { LayerReport } from './linux/plan.js';
 
 export interface SandboxOptions {
@@ -350,15 +350,7 @@ export function attachProxy(events: NodeJS.EventEmitter, policy: ResolvedPolicy,
 /** Closes a command's proxy and turns what it refused into violations. */
 export async function closeProxy(proxy: EgressProxy): Promise<Violation[]> {
   await proxy.close();
-  const seen = new Set<string>();
-  const out: Violation[] = [];
-  for (const d of proxy.denials as Denial[]) {
-    const key = `${d.host}:${d.port ?? ''}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push(denialToViolation(d));
-  }
-  return out;
+  return networkViolations(proxy.denials);
 }
 
 

@@ -7,7 +7,7 @@ import type { LinuxSession, SessionJob } from './linux/session.js';
 import type { ResolvedPolicy } from './policy/types.js';
 import type { EgressProxy } from './network/proxy.js';
 import { PolicyError } from './policy/errors.js';
-import { collectOutput, createdNotices, denialToViolation, toResult, type CommandResult, type RunOptions, type RunResult, type SandboxedCommand } from './result.js';
+import { collectOutput, createdNotices, networkViolations, toResult, type CommandResult, type RunOptions, type RunResult, type SandboxedCommand } from './result.js';
 
 const STATE_END = 'cordon-state-end';
 /**
@@ -69,12 +69,7 @@ export class Session {
       if (o.setupError) notices.push(`the session ended: ${o.setupError}`);
       const r = toResult(o, this.policy, this.plan, this.home, notices);
       // What the proxy refused while this command ran (background processes may add to it).
-      const seen = new Set<string>();
-      for (const d of this.proxy?.denials ?? []) {
-        if (d.time < startedAt || seen.has(`${d.host}:${d.port}`)) continue;
-        seen.add(`${d.host}:${d.port}`);
-        r.violations.push(denialToViolation(d));
-      }
+      r.violations.push(...networkViolations(this.proxy?.denials ?? [], startedAt));
       return r;
     });
     return { job, result };

@@ -28,8 +28,6 @@ export interface LinuxSpawnOptions {
   timeoutMs?: number | null;
   /** Time between SIGTERM and SIGKILL when the timeout strikes or the sandbox is closed. */
   killGraceMs?: number;
-  /** Called with each listening socket the launcher created inside the sandbox. */
-  onListener?: (id: number, handle: unknown) => void;
   /**
    * A cgroup kept by the caller across commands (its limits hold for them together); without it
    * the command gets a cgroup of its own when the plan needs one.
@@ -97,7 +95,6 @@ export class LinuxSandboxProcess extends EventEmitter {
     // Resource limits that need a cgroup: made before the sandbox starts, joined before the plan.
     const ownsCgroup = opts.cgroup === undefined;
     const cgroup = ownsCgroup ? (plan.limits ? SandboxCgroup.create(plan.limits) : null) : opts.cgroup!;
-    this.cgroup = cgroup;
     let usageBefore: ReturnType<SandboxCgroup['readUsage']> | null = null;
     trace('cgroup ready');
     const nullFd = openSync('/dev/null', 'r'); // bwrap reads empty mask files from it
@@ -237,8 +234,6 @@ export class LinuxSandboxProcess extends EventEmitter {
     if (cmd.timeoutMs) this.timers.push(setTimeout(() => this.terminate(true), cmd.timeoutMs));
   }
 
-  private readonly cgroup: SandboxCgroup | null = null;
-
   /** Puts the sandbox's first process into the cgroup, then lets the plan go (fail closed). */
   private joinCgroup(cgroup: SandboxCgroup, reduced: boolean, then: () => void): void {
     joinSandboxCgroup(this.child, cgroup, reduced, then, (e) => {
@@ -265,7 +260,6 @@ export class LinuxSandboxProcess extends EventEmitter {
         this.emit('violation', this.outcome.violations.at(-1));
         break;
       case 'listener':
-        this.opts.onListener?.(msg.id, handle);
         this.emit('listener', msg.id, handle);
         break;
       case 'error':

@@ -69,7 +69,7 @@ export class LinuxSession extends EventEmitter {
 
   constructor(
     private readonly plan: LinuxPlan,
-    private readonly host: LinuxHostFacts,
+    host: LinuxHostFacts,
   ) {
     super();
     if (!host.launcher) throw new Error('the cordon launcher is not built');

@@ -9,10 +9,6 @@ export function namePatterns(patterns: readonly string[]): RegExp {
   return new RegExp(`^(?:${alt.join('|')})$`, 'i');
 }
 
-export function nameMatches(pattern: string, name: string): boolean {
-  return namePatterns([pattern]).test(name);
-}
-
 export interface EnvPolicy {
   inherit: EnvInherit;
   scrub: string[];

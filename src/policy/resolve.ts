@@ -2,7 +2,7 @@
 // default applied. It reads the filesystem (realpath, git dirs) but never writes to it; what the
 // enforcer must create (an empty `.git/hooks`) is part of the plan, not done here.
 import { existsSync, lstatSync, realpathSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { GIT_PROTECTED_ENTRIES, RUNS_CODE_LATER, SECRET_HOME_PATHS, DEFAULT_LIMITS } from './defaults.js';
 import { computeEnv } from './env.js';
 import { PolicyError } from './errors.js';
@@ -242,4 +242,3 @@ export function resolvePolicy(input: PolicyInput, ctx: ResolveContext): ResolveR
 export function displayPath(p: string, home: string): string {
   return isUnder(p, home) && home !== '/' ? '~' + p.slice(home.length) : p;
 }
-export { relative };
